@@ -1,0 +1,11 @@
+"""Engines. Each is imported only when a run selects it (torch and vLLM imports are slow)."""
+
+from evalkit.registry import Registry
+
+from .base import Backend, BackendConfig
+
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+BACKENDS.register("hf", "evalkit.backends.hf:HfBackend")
+BACKENDS.register("vllm", "evalkit.backends.vllm:VllmBackend")
+
+__all__ = ["BACKENDS", "Backend", "BackendConfig"]

@@ -1,0 +1,69 @@
+"""The engine interface. A backend turns finished prompts into generations; it knows no task."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from evalkit.types import Generation, GenerationSettings, Prompt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from evalkit.adapters.base import Adapter
+    from evalkit.models import ModelSpec
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """User-facing engine settings (from the CLI)."""
+
+    batch_size: int = 8
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
+    dtype: str = "auto"  # "auto" | "float32" | "float16" | "bfloat16"
+    seed: int = 0
+    trust_remote_code: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # --backend-args key=value
+
+
+class Backend(ABC):
+    """Loads one model once, then generates for batches of prompts.
+
+    ``generate`` receives prompts built by the adapter (``Prompt.text`` is the exact string, chat
+    template applied, with the family's image placeholders) and returns one ``Generation`` per
+    prompt, in order. A failure confined to one prompt is returned as ``Generation.error``; a
+    failure of the whole batch may raise, and the runner records it on every sample of the batch.
+    """
+
+    name: str = "base"
+    # True when the engine schedules a whole task itself (vLLM); the runner then submits larger chunks.
+    schedules_itself: bool = False
+
+    def __init__(self, spec: "ModelSpec", adapter: "Adapter", config: BackendConfig):
+        self.spec = spec
+        self.adapter = adapter
+        self.config = config
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load weights and processor. Called once, timed as model load."""
+
+    @abstractmethod
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Generation]:
+        """Generate for ``prompts`` in one go (the runner already batched and length-sorted them)."""
+
+    def count_prompt_tokens(self, prompt: Prompt) -> int | None:
+        """Token count of a prompt without generating, for length sorting; None if unknown."""
+        return None
+
+    def device_name(self) -> str:
+        return "cpu"
+
+    def peak_gpu_memory_mb(self) -> float | None:
+        return None
+
+    def effective_settings(self, settings: GenerationSettings) -> dict[str, Any]:
+        """The decoding settings as the engine actually applied them (written to run.json)."""
+        return settings.to_json()
+
+    def close(self) -> None:
+        """Release the engine (child processes, GPU memory)."""

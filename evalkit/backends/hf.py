@@ -1,0 +1,136 @@
+"""transformers backend: the reference engine. Batched ``generate`` with left padding."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from evalkit.backends.base import Backend
+from evalkit.errors import MissingDependency, UsageError
+from evalkit.types import Generation, GenerationSettings, Prompt
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {requested}: no CUDA device is visible; use --device cpu")
+    return requested
+
+
+def pick_dtype(requested: str, device: str) -> Any:
+    import torch
+
+    if requested == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if requested not in _DTYPES:
+        raise UsageError(f"--dtype {requested!r}: use one of auto, float32, float16, bfloat16")
+    return getattr(torch, _DTYPES[requested])
+
+
+class HfBackend(Backend):
+    name = "hf"
+
+    def load(self) -> None:
+        try:
+            import torch
+            import transformers
+        except ImportError as exc:  # pragma: no cover - torch is a core dependency
+            raise MissingDependency("torch/transformers", "hf") from exc
+        self.device = pick_device(self.config.device)
+        self.dtype = pick_dtype(self.config.dtype, self.device)
+        torch.manual_seed(self.config.seed)
+        kwargs: dict[str, Any] = {"revision": self.spec.revision, "trust_remote_code": self.config.trust_remote_code}
+        model_cls = getattr(transformers, self.adapter.hf_model_class)
+        try:
+            self.processor = transformers.AutoProcessor.from_pretrained(self.spec.local_path, **kwargs)
+            self.model = model_cls.from_pretrained(self.spec.local_path, dtype=self.dtype, **kwargs)
+        except OSError as exc:
+            raise UsageError(f"cannot load model {self.spec.checkpoint!r}: {str(exc).splitlines()[0]}") from exc
+        self.model.to(self.device).eval()
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        gen_cfg = self.model.generation_config
+        eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+
+    def count_prompt_tokens(self, prompt: Prompt) -> int | None:
+        return len(self.tokenizer(prompt.text, add_special_tokens=False)["input_ids"])
+
+    def device_name(self) -> str:
+        import torch
+
+        if self.device.startswith("cuda"):
+            return torch.cuda.get_device_name(torch.device(self.device))
+        return "cpu"
+
+    def peak_gpu_memory_mb(self) -> float | None:
+        import torch
+
+        if getattr(self, "device", "cpu").startswith("cuda"):
+            return torch.cuda.max_memory_allocated() / 2**20
+        return None
+
+    def _generation_config(self, settings: GenerationSettings) -> Any:
+        from transformers import GenerationConfig
+
+        greedy = settings.temperature <= 0
+        return GenerationConfig(
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=not greedy,
+            temperature=None if greedy else settings.temperature,
+            top_p=None if greedy else settings.top_p,
+            top_k=None,
+            num_beams=1,
+            eos_token_id=sorted(self.eos_ids) or None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stop_strings=list(settings.stop) or None,
+        )
+
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Generation]:
+        import torch
+
+        texts = [p.text for p in prompts]
+        images = [img for p in prompts for img in p.images]
+        inputs = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        inputs = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        if settings.temperature > 0:
+            torch.manual_seed(settings.seed)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs, generation_config=self._generation_config(settings), tokenizer=self.tokenizer
+            )
+        prompt_len = inputs["input_ids"].shape[1]
+        n_prompt = inputs["attention_mask"].sum(dim=1).tolist()
+        return [self._finish(row[prompt_len:].tolist(), int(n), settings) for row, n in zip(out, n_prompt)]
+
+    def _finish(self, ids: list[int], n_prompt: int, settings: GenerationSettings) -> Generation:
+        """Cut at the first end-of-sequence token (padding follows it) and at the first stop string."""
+        finish = "length"
+        for i, tok in enumerate(ids):
+            if tok in self.eos_ids:
+                ids, finish = ids[: i + 1], "eos"
+                break
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        for stop in settings.stop:
+            cut = text.find(stop)
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+        return Generation(text=text, token_ids=ids, n_prompt_tokens=n_prompt, n_generated_tokens=len(ids),
+                          finish_reason=finish)
+
+    def close(self) -> None:
+        self.model = None

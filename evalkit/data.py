@@ -1,0 +1,511 @@
+"""Dataset loading: offline first, streaming, in the hub's own file layouts.
+
+A task names its data with a :class:`DatasetSpec` (hub id, split, optional config and pinned
+revision). :func:`open_dataset` resolves it to a readable copy, in this order:
+
+1. ``path``: a per-task local folder (any layout below) or a single ``.parquet``/``.arrow``/``.csv``
+   file, read whatever the split;
+2. ``data_dir``: ``data_dir/<org>/<name>`` (the hub repository mirrored as folders), or a Hugging
+   Face cache under ``data_dir`` (``datasets--<org>--<name>/snapshots/<sha>``);
+3. the hub: ``huggingface_hub.snapshot_download`` of only that split's files, then the same reader.
+
+Layouts read (the real ones):
+
+- hub repository with parquet shards: ``data/<split>-*.parquet``, ``data/<split>/*.parquet``,
+  ``<config>/<split>-*.parquet``, ``<config>/<split>/*.parquet``, ``<split>-*.parquet``;
+- ``datasets.save_to_disk`` output: a Dataset folder (``state.json``, ``data-*.arrow``) or a
+  DatasetDict folder (``dataset_dict.json`` + one subfolder per split), read with pyarrow;
+- explicit table files (``DatasetSpec.data_files``, a glob such as ``"Questions.csv"``) for repos
+  that are not parquet, e.g. MMVP.
+
+Rows come out as plain dicts, one record batch at a time. Hub image columns stay as
+``{"bytes": ..., "path": ...}`` cells; :func:`image_ref` turns a cell into a lazy
+:class:`~evalkit.types.ImageRef`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import UsageError
+from evalkit.types import ImageRef, SampleError
+
+BATCH_SIZE = 256  # rows per record batch; with ~100-row hub row groups this bounds memory
+TABLE_SUFFIXES = (".parquet", ".arrow", ".csv")
+_FIX = "pass --data-dir pointing at a mirror of the hub repo"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which data a task reads: a hub dataset split, optionally a config and a pinned commit."""
+
+    hub_id: str  # "lmms-lab/VQAv2"
+    split: str  # "validation"
+    revision: str | None = None  # pinned hub commit sha where known
+    config: str | None = None  # hub config (subset), e.g. GQA "testdev_balanced_instructions"
+    # Glob of table files relative to the repo root, for repos that are not parquet
+    # (MMVP: "Questions.csv"). When set, the split name is only a label.
+    data_files: str | None = None
+
+    @property
+    def org_name(self) -> tuple[str, str]:
+        org, sep, name = self.hub_id.partition("/")
+        if not sep or not org or not name or "/" in name:
+            raise UsageError(f"dataset id {self.hub_id!r} is not of the form 'org/name'")
+        return org, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers: one per file format, all streaming.
+
+
+def _parquet_file(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UsageError(
+            f"cannot read parquet file {path}: {_one_line(exc)}; re-download it or {_FIX}"
+        ) from exc
+
+
+def _open_arrow(path: Path) -> Any:
+    """A record-batch reader over a memory-mapped Arrow IPC file (stream format, or file format)."""
+    import pyarrow as pa
+
+    try:
+        source = pa.memory_map(str(path))
+        try:
+            return pa.ipc.open_stream(source)
+        except pa.ArrowInvalid:
+            return pa.ipc.open_file(source)
+    except (pa.ArrowException, OSError) as exc:
+        raise UsageError(
+            f"cannot read arrow file {path}: {_one_line(exc)}; re-save it with "
+            f"datasets.save_to_disk or {_FIX}"
+        ) from exc
+
+
+def _arrow_batches(path: Path) -> Iterator[Any]:
+    reader = _open_arrow(path)
+    if hasattr(reader, "num_record_batches"):  # IPC file format
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i)
+    else:
+        yield from reader
+
+
+def _count_rows(path: Path) -> int:
+    """Row count without materialising rows (parquet footer; memory-mapped arrow batch headers)."""
+    suffix = path.suffix
+    if suffix == ".parquet":
+        return int(_parquet_file(path).metadata.num_rows)
+    if suffix == ".arrow":
+        return sum(batch.num_rows for batch in _guard(path, _arrow_batches(path)))
+    with path.open(newline="", encoding="utf-8") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def _columns_of(path: Path) -> list[str]:
+    if path.suffix == ".parquet":
+        return list(_parquet_file(path).schema_arrow.names)
+    if path.suffix == ".arrow":
+        return list(_open_arrow(path).schema.names)
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(next(csv.reader(f), []))
+
+
+def _guard(path: Path, batches: Iterator[Any]) -> Iterator[Any]:
+    """Re-raise a read failure in the middle of a file as a UsageError naming the file."""
+    import pyarrow as pa
+
+    try:
+        yield from batches
+    except (pa.ArrowException, OSError) as exc:
+        raise UsageError(f"cannot read {path}: {_one_line(exc)}; re-download it or {_FIX}") from exc
+
+
+def _file_rows(path: Path, columns: list[str] | None, batch_size: int) -> Iterator[dict[str, Any]]:
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                yield row if columns is None else {c: row[c] for c in columns}
+        return
+    if path.suffix == ".parquet":
+        batches = _parquet_file(path).iter_batches(batch_size=batch_size, columns=columns)
+    else:
+        batches = (b if columns is None else b.select(columns) for b in _arrow_batches(path))
+    for batch in _guard(path, batches):
+        # Convert at most ``batch_size`` rows at a time, so Python objects stay bounded too.
+        for start in range(0, batch.num_rows, batch_size):
+            yield from batch.slice(start, batch_size).to_pylist()
+
+
+def _footer(path: Path) -> bytes:
+    """The parquet footer: schema, row groups, column-chunk offsets/sizes/statistics."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size < 12:
+            raise UsageError(f"parquet file {path} is truncated ({size} bytes); re-download it")
+        f.seek(size - 8)
+        tail = f.read(8)
+        footer_len = int.from_bytes(tail[:4], "little")
+        if tail[4:] != b"PAR1" or footer_len + 8 > size:
+            raise UsageError(f"parquet file {path} has no valid footer; re-download it or {_FIX}")
+        f.seek(size - 8 - footer_len)
+        return f.read(footer_len)
+
+
+def _file_digest(path: Path, full: bool) -> bytes:
+    if path.suffix == ".parquet" and not full:
+        return hashlib.sha256(_footer(path)).digest()
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class DatasetSource:
+    """A resolved, readable copy of one split: its table files, in read order, under ``root``.
+
+    ``location`` is the folder read (or ``hf://<id>@<sha>`` for a hub download); ``revision`` is
+    the commit of what is read where known (hub download or HF cache snapshot), else ``None``.
+    """
+
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        root: Path,
+        files: list[Path],
+        location: str | None = None,
+        revision: str | None = None,
+    ):
+        self.spec = spec
+        self.root = root
+        self.files = files
+        self.location = location or str(root)
+        self.revision = revision
+        self._n: int | None = None
+        self._hash: str | None = None
+
+    def __len__(self) -> int:
+        """Row count from parquet/arrow metadata, without reading rows."""
+        if self._n is None:
+            self._n = sum(_count_rows(p) for p in self.files)
+        return self._n
+
+    @property
+    def columns(self) -> list[str]:
+        return _columns_of(self.files[0])
+
+    def rows(
+        self, columns: list[str] | None = None, batch_size: int = BATCH_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Stream the split's records as dicts, one record batch at a time (memory bounded).
+
+        ``columns`` selects columns (others are never read from parquet); a column the copy
+        lacks is a UsageError naming the columns it has.
+        """
+        if columns is not None:
+            have = self.columns
+            missing = [c for c in columns if c not in have]
+            if missing:
+                raise UsageError(
+                    f"{self.location} has no column(s) {', '.join(missing)} for "
+                    f"{self.spec.hub_id} (has: {', '.join(have)}); {_FIX}"
+                )
+        for path in self.files:
+            yield from _file_rows(path, columns, batch_size)
+
+    def content_hash(self, full: bool = False) -> str:
+        """A stable hash of the table files read, independent of where the copy lives.
+
+        Covers, per file in read order: its path relative to the dataset folder, its size, and
+        a digest. For parquet the digest (default) is of the footer, which records every row
+        group's row count, column-chunk offsets and compressed sizes and min/max statistics:
+        reads a few KB per shard, milliseconds for a 68-shard split; any added, dropped or
+        re-encoded row changes it, but a same-size in-place byte edit inside a page may not.
+        ``full=True`` (and always for arrow/csv, which have no footer) hashes every byte,
+        about 1 GB/s. Images referenced by path (MMVP, Karpathy) are not covered.
+        """
+        if self._hash is None or full:
+            h = hashlib.sha256()
+            for path in self.files:
+                rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.name
+                h.update(f"{rel}\0{path.stat().st_size}\0".encode())
+                h.update(_file_digest(path, full))
+            digest = h.hexdigest()[:16]
+            if full:
+                return digest
+            self._hash = digest
+        return self._hash
+
+    def image_ref(self, value: Any) -> ImageRef:
+        """:func:`image_ref` with relative paths resolved against this dataset's folder."""
+        return image_ref(value, self.root)
+
+    def describe(self) -> dict[str, Any]:
+        """What run.json records about the data read."""
+        return {
+            "id": self.spec.hub_id,
+            "split": self.spec.split,
+            "config": self.spec.config,
+            "revision": self.revision,
+            "content_hash": self.content_hash(),
+            "location": self.location,
+            "n": len(self),
+        }
+
+
+def image_ref(value: Any, root: Path | None = None) -> ImageRef:
+    """A lazy ImageRef from a hub image cell ``{"bytes", "path"}``, raw bytes, or a path.
+
+    Relative paths resolve against ``root`` (the dataset folder). A record without any image
+    raises SampleError("bad_record"); undecodable bytes only fail later, in ``ImageRef.load``.
+    """
+    if isinstance(value, ImageRef):
+        return value
+    if isinstance(value, dict):
+        data, path = value.get("bytes"), value.get("path")
+        if data is not None:
+            return ImageRef(data=bytes(data))
+        value = path
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return ImageRef(data=bytes(value))
+    if isinstance(value, (str, Path)) and str(value):
+        p = Path(value)
+        if not p.is_absolute() and root is not None:
+            p = root / p
+        return ImageRef(path=str(p))
+    raise SampleError("bad_record", f"record has no image (got {type(value).__name__})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution of a spec to files.
+
+
+def open_dataset(
+    spec: DatasetSpec, data_dir: Path | None = None, path: Path | None = None
+) -> DatasetSource:
+    """Resolve ``spec`` to a local readable copy: ``path``, else ``data_dir``, else the hub."""
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise UsageError(f"data path {path} for {spec.hub_id} does not exist; fix the path")
+        if path.is_file():
+            if path.suffix not in TABLE_SUFFIXES:
+                raise UsageError(
+                    f"data path {path} is not a .parquet, .arrow or .csv file; pass a folder "
+                    "in the hub layout or one of those files"
+                )
+            return _source(spec, path.parent, [path], str(path))
+        return _source(spec, path, _find_files(spec, path))
+    if data_dir is not None:
+        root, revision = _mirror_folder(spec, Path(data_dir).expanduser())
+        return _source(spec, root, _find_files(spec, root), revision=revision)
+    root, revision = _download(spec)
+    return _source(spec, root, _find_files(spec, root), f"hf://{spec.hub_id}@{revision}", revision)
+
+
+def _source(
+    spec: DatasetSpec,
+    root: Path,
+    files: list[Path],
+    location: str | None = None,
+    revision: str | None = None,
+) -> DatasetSource:
+    source = DatasetSource(spec, root, files, location, revision)
+    for p in files:  # fail at open, with the file named, rather than mid-run
+        if p.suffix == ".parquet":
+            _parquet_file(p)
+    return source
+
+
+def _mirror_folder(spec: DatasetSpec, data_dir: Path) -> tuple[Path, str | None]:
+    org, name = spec.org_name
+    folder = data_dir / org / name
+    if folder.is_dir():
+        return folder, None
+    cache = data_dir / f"datasets--{org}--{name}"
+    if (cache / "snapshots").is_dir():
+        sha = spec.revision
+        if sha is None and (cache / "refs" / "main").is_file():
+            sha = (cache / "refs" / "main").read_text().strip()
+        if sha and (cache / "snapshots" / sha).is_dir():
+            return cache / "snapshots" / sha, sha
+        raise UsageError(
+            f"the hub cache {cache} has no snapshot {sha or '(no refs/main)'} of {spec.hub_id}; "
+            f"download that revision or mirror the repo at {folder}"
+        )
+    raise UsageError(f"no copy of {spec.hub_id} under {data_dir} (expected {folder}); {_FIX}")
+
+
+def _split_re(split: str) -> re.Pattern[str]:
+    # "test-00000-of-00002.parquet" or "test.parquet"; never "testA-..." or "testdev-...".
+    return re.compile(rf"^{re.escape(split)}(-.*)?\.parquet$")
+
+
+def _find_files(spec: DatasetSpec, root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder; {_FIX}")
+    if spec.data_files:
+        files = sorted(p for p in root.glob(spec.data_files) if p.is_file())
+        if not files:
+            raise UsageError(
+                f"no file matching {spec.data_files!r} under {root} for {spec.hub_id}; {_FIX}"
+            )
+        return files
+    if (root / "dataset_dict.json").is_file():
+        return _saved_dict_files(spec, root)
+    if (root / "state.json").is_file():
+        return _saved_split_files(spec, root)
+    return _parquet_files(spec, root)
+
+
+def _parquet_bases(spec: DatasetSpec, root: Path) -> list[Path]:
+    if spec.config and spec.config != "default":
+        bases = [root / spec.config, root / "data" / spec.config]
+        if not any(b.is_dir() for b in bases):
+            configs = sorted(
+                d.name for d in root.iterdir()
+                if d.is_dir() and not d.name.startswith(".") and any(d.rglob("*.parquet"))
+            )
+            raise UsageError(
+                f"no config {spec.config!r} under {root} (found: {', '.join(configs) or 'none'}); "
+                f"{_FIX}"
+            )
+        return bases
+    return [root / "data", root, root / "default"]
+
+
+def _parquet_files(spec: DatasetSpec, root: Path) -> list[Path]:
+    pattern = _split_re(spec.split)
+    found: set[str] = set()
+    for base in _parquet_bases(spec, root):
+        if not base.is_dir():
+            continue
+        shards = sorted(p for p in base.iterdir() if p.is_file() and pattern.match(p.name))
+        nested = base / spec.split
+        if nested.is_dir():
+            shards += sorted(nested.glob("*.parquet"))
+        if shards:
+            return shards
+        for p in base.iterdir():
+            if p.is_file() and p.suffix == ".parquet":
+                found.add(p.name.split("-")[0].removesuffix(".parquet"))
+            elif p.is_dir() and any(p.glob("*.parquet")):
+                found.add(p.name)
+    where = root / spec.config if spec.config and spec.config != "default" else root
+    raise UsageError(
+        f"no {spec.split!r} split under {where} (found: {', '.join(sorted(found)) or 'no parquet files'}); "
+        f"{_FIX}"
+    )
+
+
+def _saved_dict_files(spec: DatasetSpec, root: Path) -> list[Path]:
+    import json
+
+    try:
+        splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{root / 'dataset_dict.json'} is malformed ({exc}); re-save it") from exc
+    if spec.split not in splits or not (root / spec.split).is_dir():
+        raise UsageError(
+            f"no {spec.split!r} split under {root} (found: {', '.join(splits)}); {_FIX}"
+        )
+    return _saved_split_files(spec, root / spec.split)
+
+
+def _saved_split_files(spec: DatasetSpec, folder: Path) -> list[Path]:
+    import json
+
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        names = [entry["filename"] for entry in state["_data_files"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{folder / 'state.json'} is malformed ({exc}); re-save it") from exc
+    saved_split = state.get("_split")
+    if saved_split and saved_split != spec.split:
+        raise UsageError(
+            f"{folder} holds split {saved_split!r}, not {spec.split!r}; pass the folder of the "
+            f"{spec.split!r} split"
+        )
+    files = [folder / n for n in names]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise UsageError(f"{folder} lacks {', '.join(missing)} named in state.json; re-save it")
+    return files
+
+
+def _hub_patterns(spec: DatasetSpec) -> list[str] | None:
+    if spec.data_files:
+        return None  # small non-parquet repos (MMVP): the tables and their image folders
+    s = spec.split
+    if spec.config and spec.config != "default":
+        c = spec.config
+        return [f"{c}/{s}-*.parquet", f"{c}/{s}.parquet", f"{c}/{s}/*.parquet",
+                f"data/{c}/{s}-*.parquet", f"data/{c}/{s}/*.parquet"]
+    return [f"data/{s}-*.parquet", f"data/{s}.parquet", f"data/{s}/*.parquet",
+            f"{s}-*.parquet", f"{s}.parquet", f"default/{s}/*.parquet"]
+
+
+def _download(spec: DatasetSpec) -> tuple[Path, str]:
+    """Fetch only this split's files from the hub (or its local cache when offline)."""
+    spec.org_name  # validates the id before any network use
+    offline_fix = (
+        f"pass --data-dir DIR with a copy at DIR/{spec.hub_id} (or a per-task path), "
+        "or run once where the hub is reachable"
+    )
+    try:
+        import huggingface_hub
+        from huggingface_hub import errors as hub_errors
+    except ImportError as exc:
+        raise UsageError(f"huggingface_hub is not installed, so {spec.hub_id} cannot be "
+                         f"downloaded; pip install huggingface_hub, or {offline_fix}") from exc
+    try:
+        folder = huggingface_hub.snapshot_download(
+            repo_id=spec.hub_id,
+            repo_type="dataset",
+            revision=spec.revision,
+            allow_patterns=_hub_patterns(spec),
+        )
+    except hub_errors.LocalEntryNotFoundError as exc:
+        raise UsageError(
+            f"{spec.hub_id} is not in the local hub cache and the hub cannot be reached; "
+            f"{offline_fix}"
+        ) from exc
+    except hub_errors.RevisionNotFoundError as exc:
+        raise UsageError(
+            f"revision {spec.revision!r} of {spec.hub_id} does not exist on the hub; "
+            "fix the pinned revision"
+        ) from exc
+    except hub_errors.RepositoryNotFoundError as exc:  # also GatedRepoError
+        raise UsageError(
+            f"dataset {spec.hub_id} is not on the hub or needs a login (huggingface-cli login); "
+            f"{offline_fix}"
+        ) from exc
+    except (hub_errors.HfHubHTTPError, OSError) as exc:
+        raise UsageError(
+            f"cannot download {spec.hub_id}: {_one_line(exc)}; {offline_fix}"
+        ) from exc
+    root = Path(folder)
+    return root, spec.revision if root.parent.name != "snapshots" else root.name
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

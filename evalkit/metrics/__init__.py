@@ -1,0 +1,20 @@
+"""Metrics: pure functions, each exact to its benchmark's official definition.
+
+Light by design (no torch, no pycocoevalcap at import): the caption metrics live in
+``evalkit.metrics.captioning`` and are imported only by code that asks for them.
+"""
+
+from evalkit.grounding import iou
+from evalkit.metrics.choice import extract_choice
+from evalkit.metrics.stats import MetricValue, bootstrap_stderr, mean_stderr
+from evalkit.metrics.vqa import normalize_vqa_answer, vqa_accuracy
+
+__all__ = [
+    "MetricValue",
+    "bootstrap_stderr",
+    "extract_choice",
+    "iou",
+    "mean_stderr",
+    "normalize_vqa_answer",
+    "vqa_accuracy",
+]

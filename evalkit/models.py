@@ -1,0 +1,135 @@
+"""Turning what a user typed after ``--model`` into a ``ModelSpec``.
+
+    reference                 -> the bundled checkpoint (evalkit/reference_model), family llava
+    llava                     -> the family's default checkpoint (a hub id)
+    llava-1.5-13b             -> a named checkpoint of a family (a hub id)
+    ./ckpt/step-5000          -> a local folder; family detected from its config.json
+    org/name                  -> a hub id; family from the known checkpoints, else from its config.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalkit.errors import UsageError
+
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # what the user typed
+    family: str
+    checkpoint: str  # hub id or absolute local path
+    local_path: str  # what from_pretrained receives (a folder, or the hub id)
+    revision: str | None = None
+    model_type: str | None = None  # config.json model_type when known
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.local_path).is_dir()
+
+    def fingerprint(self) -> str | None:
+        """sha256 over the weight files' bytes (local checkpoints); hub checkpoints are pinned by revision."""
+        if not self.is_local:
+            return None
+        folder = Path(self.local_path)
+        files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".pt"})
+        if not files:
+            return None
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()[:16]
+
+
+def reference_path() -> Path:
+    from evalkit.reference_model import PATH
+
+    return PATH
+
+
+def _read_config(folder: Path) -> dict:
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        raise UsageError(f"{folder} has no config.json; pass a folder saved with save_pretrained")
+    try:
+        return json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{cfg} is not valid JSON: {exc}") from exc
+
+
+def detect_family(config: dict, where: str) -> str:
+    """Family from config.json's model_type (then architectures)."""
+    from evalkit.adapters import ADAPTERS, all_adapters
+
+    model_type = str(config.get("model_type", ""))
+    for adapter in all_adapters():
+        if model_type in adapter.model_types:
+            return adapter.family
+    archs = " ".join(config.get("architectures") or [])
+    for adapter in all_adapters():
+        if any(mt and mt.replace("_", "") in archs.lower() for mt in adapter.model_types):
+            return adapter.family
+    raise UsageError(
+        f"cannot tell the model family of {where} (model_type {model_type!r}); "
+        f"supported families: {', '.join(ADAPTERS.names())}"
+    )
+
+
+def resolve_model(name: str, revision: str | None = None) -> ModelSpec:
+    from evalkit.adapters import ADAPTERS, all_adapters
+
+    if not name or not name.strip():
+        raise UsageError("--model is empty; give a family (llava), a local folder or a hub id")
+    name = name.strip()
+    if name == REFERENCE:
+        path = reference_path()
+        if not (path / "config.json").is_file():
+            raise UsageError(f"the bundled reference model is missing at {path}; run `make reference-model`")
+        return ModelSpec(REFERENCE, "llava", str(path), str(path), model_type="llava")
+    if name in ADAPTERS:
+        adapter = ADAPTERS.get(name)
+        return ModelSpec(name, adapter.family, adapter.default_checkpoint, adapter.default_checkpoint, revision)
+    for adapter in all_adapters():
+        if name in adapter.checkpoints:
+            hub_id = adapter.checkpoints[name]
+            return ModelSpec(name, adapter.family, hub_id, hub_id, revision)
+    path = Path(os.path.expanduser(name))
+    if path.is_dir():
+        config = _read_config(path)
+        family = detect_family(config, str(path))
+        return ModelSpec(name, family, str(path.resolve()), str(path.resolve()), revision, config.get("model_type"))
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") != 1 or path.exists()
+    if looks_like_path:
+        raise UsageError(
+            f"--model {name!r}: no such folder, family or checkpoint; "
+            f"families: {', '.join(ADAPTERS.names())} (see `evalkit list models`)"
+        )
+    for adapter in all_adapters():
+        if name in adapter.checkpoints.values() or name == adapter.default_checkpoint:
+            return ModelSpec(name, adapter.family, name, name, revision)
+    return _resolve_hub_id(name, revision)
+
+
+def _resolve_hub_id(hub_id: str, revision: str | None) -> ModelSpec:
+    """An unknown hub id: fetch its config.json (needs the hub) to detect the family."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        cfg_path = hf_hub_download(hub_id, "config.json", revision=revision)
+    except Exception as exc:  # offline, not found, gated: all end the same way for the user
+        raise UsageError(
+            f"--model {hub_id!r}: cannot read its config.json from the hub ({type(exc).__name__}); "
+            "download it and pass the local folder instead"
+        ) from exc
+    config = json.loads(Path(cfg_path).read_text(encoding="utf-8"))
+    family = detect_family(config, hub_id)
+    return ModelSpec(hub_id, family, hub_id, hub_id, revision, config.get("model_type"))

@@ -1,0 +1,57 @@
+"""One lazy registry for tasks, adapters and backends.
+
+Entries are "module:attr" strings, imported on first use, so listing names never imports torch.
+A typo gets a "did you mean ...?" in a UsageError (exit code 2 at the CLI).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from evalkit.errors import UsageError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Registry(Generic[T]):
+    kind: str  # "task", "model", "backend" -- used in messages
+    _entries: dict[str, str] = field(default_factory=dict)
+    _meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _loaded: dict[str, Any] = field(default_factory=dict)
+
+    def register(self, name: str, target: str, **meta: Any) -> None:
+        """Register ``name`` -> "package.module:attr"; ``meta`` is listable without importing."""
+        if name in self._entries and self._entries[name] != target:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._entries[name] = target
+        self._meta[name] = meta
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def meta(self, name: str) -> dict[str, Any]:
+        self._check(name)
+        return dict(self._meta[name])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Any:
+        self._check(name)
+        if name not in self._loaded:
+            module_name, _, attr = self._entries[name].partition(":")
+            module = importlib.import_module(module_name)
+            self._loaded[name] = getattr(module, attr)
+        return self._loaded[name]
+
+    def _check(self, name: str) -> None:
+        if name in self._entries:
+            return
+        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = f"run `evalkit list {self.kind}s` to see them"
+        raise UsageError(f"unknown {self.kind} {name!r}; " + (hint + " " if hint else "") + listing)

