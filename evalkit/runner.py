@@ -28,6 +28,7 @@ from evalkit.models import ModelSpec, resolve_model
 from evalkit.results import (ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult, Telemetry, read_run,
                              write_run)
 from evalkit.store import SampleStore
+from evalkit.tasks.base import TaskContext
 from evalkit.telemetry import PeakMemory, Phases, rate
 from evalkit.types import Generation, Prompt, Sample, SampleError
 
@@ -194,6 +195,9 @@ class Runner:
         record, run_dir = self.start()
         store = SampleStore(run_dir)
         start = time.perf_counter()
+        ctx = TaskContext(data_dir=self.opts.data_dir, limit=self.opts.limit, seed=self.opts.seed)
+        with self.phases.time("data"):  # open every dataset first: a bad path fails before the model loads
+            self.data = {task.name: task.load(ctx) for task in self.tasks}
         with PeakMemory() as mem:
             try:
                 with self.phases.time("load"):
@@ -236,13 +240,12 @@ class Runner:
     # -- task level ------------------------------------------------------------------------------
     def evaluate(self, task: Any, store: SampleStore, run_dir: Path, mem: PeakMemory) -> TaskResult:
         from evalkit.progress import task_progress
-        from evalkit.tasks.base import ParseContext, TaskContext
+        from evalkit.tasks.base import ParseContext
 
         phases = Phases()
         wall0 = time.perf_counter()
-        ctx = TaskContext(data_dir=self.opts.data_dir, limit=self.opts.limit, seed=self.opts.seed)
+        data = self.data[task.name]
         with phases.time("data"):
-            data = task.load(ctx)
             done = store.done_ids(task.name)
         parse_ctx = ParseContext(box_format=self.adapter.box_format_for(self.spec.model_type))
         self.effective_batch = self.opts.batch_size
@@ -270,6 +273,9 @@ class Runner:
                 errors[r.error_category or "unknown"] = errors.get(r.error_category or "unknown", 0) + 1
         wall = time.perf_counter() - wall0
         gen_s = phases.get("generate")
+        if task.kind == "caption" and data.n < (data.dataset.n or data.n):
+            notes.append(f"--limit {data.n} of {data.dataset.n}: CIDEr's idf comes from the evaluated references, "
+                         "so this CIDEr differs from the full-set CIDEr")
         if self.effective_batch != self.opts.batch_size:
             notes.append(f"batch size reduced to {self.effective_batch} after failures (e.g. out of memory)")
         telemetry = Telemetry(

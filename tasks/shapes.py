@@ -35,11 +35,11 @@ class ShapesSource:
         items = _ITEMS[self.part](shapes, shapes.EVAL_SEED)
         n = limited(len(items), ctx.limit)
         digest = hashlib.sha256()
-        for item in items[:n]:
+        for item in items:
             digest.update(repr((item.id, item.question, item.scene.key())).encode())
         info = DatasetInfo(id=f"evalkit/shapes-{self.part}", split=f"seed{shapes.EVAL_SEED}",
                            revision=None,
-                           content_hash=digest.hexdigest()[:16], location="built in (evalkit.synthetic.shapes)", n=n)
+                           content_hash=digest.hexdigest()[:16], location="built in (evalkit.synthetic.shapes)", n=len(items))
         return TaskData(n=n, dataset=info, samples=self._stream(items[:n]))
 
     def _stream(self, items: list[Any]) -> Iterator[Sample]:

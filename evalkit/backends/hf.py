@@ -46,6 +46,9 @@ class HfBackend(Backend):
             import transformers
         except ImportError as exc:  # pragma: no cover - torch is a core dependency
             raise MissingDependency("torch/transformers", "hf") from exc
+        if not log.isEnabledFor(logging.INFO):
+            transformers.utils.logging.disable_progress_bar()
+            transformers.utils.logging.set_verbosity_error()
         self.device = pick_device(self.config.device)
         self.dtype = pick_dtype(self.config.dtype, self.device)
         torch.manual_seed(self.config.seed)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.errors import MissingDependency, UsageError
+from evalkit.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _package_dir() -> Path:
     try:
         import pycocoevalcap
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingDependency("pycocoevalcap (captioning metrics)", "captioning") from exc
+        raise UsageError("captioning metrics need pycocoevalcap; run: pip install pycocoevalcap") from exc
     return Path(next(iter(pycocoevalcap.__path__)))
 
 
@@ -110,14 +110,19 @@ def ptb_tokenize(captions: Sequence[str], java: str | None = None) -> list[str]:
     finally:
         os.remove(path)
     if proc.returncode != 0:
-        raise RuntimeError(f"PTBTokenizer failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
+        err = proc.stderr.decode(errors="replace")[-500:]
+        raise RuntimeError(f"PTBTokenizer failed (exit {proc.returncode}): {err}")
     lines = proc.stdout.decode(errors="replace").split("\n")
     if len(lines) < len(captions):
         raise RuntimeError(f"PTBTokenizer returned {len(lines)} lines for {len(captions)} captions")
-    return [" ".join(w for w in line.rstrip().split(" ") if w not in _PTB_PUNCTUATION) for line in lines[: len(captions)]]
+    return [
+        " ".join(w for w in line.rstrip().split(" ") if w not in _PTB_PUNCTUATION) for line in lines[: len(captions)]
+    ]
 
 
-def _check_inputs(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], metrics: Sequence[str]) -> None:
+def _check_inputs(
+    predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], metrics: Sequence[str]
+) -> None:
     unknown = [m for m in metrics if m not in CAPTION_METRICS]
     if unknown:
         raise ValueError(f"unknown caption metric(s) {unknown}; choose from {list(CAPTION_METRICS)}")
@@ -126,7 +131,10 @@ def _check_inputs(predictions: Mapping[str, str], references: Mapping[str, Seque
     if set(predictions) != set(references):
         missing = len(set(predictions) - set(references))
         extra = len(set(references) - set(predictions))
-        raise ValueError(f"predictions and references must cover the same images ({missing} without references, {extra} without a prediction)")
+        raise ValueError(
+            "predictions and references must cover the same images "
+            f"({missing} without references, {extra} without a prediction)"
+        )
     empty = [k for k, refs in references.items() if not refs]
     if empty:
         raise ValueError(f"{len(empty)} image(s) have no reference captions, e.g. {empty[0]!r}")

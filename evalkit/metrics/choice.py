@@ -54,6 +54,17 @@ def _decide(letters: Iterable[str], n_options: int) -> tuple[bool, int | None]:
     return True, (indices.pop() if len(indices) == 1 else None)
 
 
+def _whole_letter(text: str) -> list[str]:
+    m = _WHOLE.match(text)
+    return [m.group(2)] if m else []
+
+
+def _marked_letters(text: str) -> list[str]:
+    """A leading letter with a delimiter, and bracketed letters anywhere."""
+    leading = _LEADING.match(text)
+    return ([leading.group(2)] if leading else []) + [m.group(1) for m in _BRACKETED.finditer(text)]
+
+
 def _phrase_letters(text: str) -> list[str]:
     out = []
     for m in _PHRASE.finditer(text):
@@ -95,19 +106,8 @@ def extract_choice(text: str, options: Sequence[str]) -> int | None:
     text = _MARKDOWN.sub("", text).strip()
     if not text:
         return None
-    n = len(options)
-    whole = _WHOLE.match(text)
-    if whole:
-        found, index = _decide([whole.group(2)], n)
-        if found:
-            return index
-    tiers = (
-        lambda: _phrase_letters(text),
-        lambda: [m.group(2) for m in [_LEADING.match(text)] if m] + [m.group(1) for m in _BRACKETED.finditer(text)],
-        lambda: _capital_letters(text),
-    )
-    for tier in tiers:
-        found, index = _decide(tier(), n)
+    for tier in (_whole_letter, _phrase_letters, _marked_letters, _capital_letters):
+        found, index = _decide(tier(text), len(options))
         if found:
             return index
     return _option_text_match(text, options)

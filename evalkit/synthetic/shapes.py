@@ -252,6 +252,8 @@ def _vqa_question(rng: random.Random, scene: Scene, qtype: str) -> tuple[str, st
         return "How many shapes are there?", str(len(shapes)), "number"
     if qtype == "position":
         unique = [s for s in shapes if len(scene.find(s.color, s.kind)) == 1]
+        if not unique:
+            return None
         s = rng.choice(unique)
         return f"Is the {s.name} on the left or the right?", s.side, "other"
     # exists: half yes; the no's are hard negatives (colour and kind both present) where possible
