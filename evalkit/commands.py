@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("evalkit.selftest", "evalkit.compare")
 
 
 def register(sub: Any) -> None:

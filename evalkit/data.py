@@ -71,7 +71,9 @@ def _parquet_file(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path)
+        # pre_buffer=False: pyarrow's default pre-buffering reads every requested row group up
+        # front (the whole file when iterating it); without it memory stays at ~one row group.
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowException, OSError) as exc:
         raise UsageError(
             f"cannot read parquet file {path}: {_one_line(exc)}; re-download it or {_FIX}"
@@ -395,7 +397,8 @@ def _parquet_bases(spec: DatasetSpec, root: Path) -> list[Path]:
 def _parquet_files(spec: DatasetSpec, root: Path) -> list[Path]:
     pattern = _split_re(spec.split)
     found: set[str] = set()
-    for base in _parquet_bases(spec, root):
+    bases = _parquet_bases(spec, root)
+    for base in bases:
         if not base.is_dir():
             continue
         shards = sorted(p for p in base.iterdir() if p.is_file() and pattern.match(p.name))
@@ -407,7 +410,7 @@ def _parquet_files(spec: DatasetSpec, root: Path) -> list[Path]:
         for p in base.iterdir():
             if p.is_file() and p.suffix == ".parquet":
                 found.add(p.name.split("-")[0].removesuffix(".parquet"))
-            elif p.is_dir() and any(p.glob("*.parquet")):
+            elif p.is_dir() and p not in bases and any(p.glob("*.parquet")):
                 found.add(p.name)
     where = root / spec.config if spec.config and spec.config != "default" else root
     raise UsageError(
@@ -498,12 +501,14 @@ def _download(spec: DatasetSpec) -> tuple[Path, str]:
             f"dataset {spec.hub_id} is not on the hub or needs a login (huggingface-cli login); "
             f"{offline_fix}"
         ) from exc
-    except (hub_errors.HfHubHTTPError, OSError) as exc:
+    except (getattr(hub_errors, "HTTPError", hub_errors.HfHubHTTPError), OSError) as exc:
+        # HTTPError (huggingface_hub >= 1): every HTTP/transport failure, connection errors too.
         raise UsageError(
             f"cannot download {spec.hub_id}: {_one_line(exc)}; {offline_fix}"
         ) from exc
     root = Path(folder)
-    return root, spec.revision if root.parent.name != "snapshots" else root.name
+    # A cache snapshot folder is named after the commit it holds.
+    return root, root.name if root.parent.name == "snapshots" else (spec.revision or "main")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""Box formats of the MLLM families: text <-> pixel ``(x1, y1, x2, y2)`` boxes.
+"""Box formats of the MLLM families (text <-> pixel ``(x1, y1, x2, y2)`` boxes) and box IoU.
 
 Each format follows its family's own evaluation or post-processing code, because that is the
 definition the family's published RefCOCO numbers were computed with:

@@ -133,6 +133,17 @@ def _new_run_dir(output: Path, spec: ModelSpec) -> Path:
             continue
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: run.json says 'interrupted'."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def prompt_hash(prompt: Prompt, sample: Sample) -> str:
     h = hashlib.sha256(prompt.text.encode())
     for ref in sample.images:
@@ -193,6 +204,7 @@ class Runner:
 
     def run(self) -> tuple[RunRecord, Path]:
         record, run_dir = self.start()
+        _sigterm_as_interrupt()
         store = SampleStore(run_dir)
         start = time.perf_counter()
         ctx = TaskContext(data_dir=self.opts.data_dir, limit=self.opts.limit, seed=self.opts.seed)

@@ -1,23 +1,29 @@
-"""VQA-style tasks scored with the official VQA accuracy (VQAv2; OK-VQA and TextVQA share the code).
+"""VQA-style tasks: VQAv2, OK-VQA and TextVQA (official VQA accuracy), GQA (exact match).
 
 Prompt: the question plus LLaVA-1.5's "Answer the question using a single word or phrase."
-Accuracy: ``evalkit.metrics.vqa_accuracy`` (official normalization, leave-one-out over annotators),
-reported x100 with stderr, overall and per answer type. A split whose answers are hidden (test-dev)
-reports no accuracy and writes an EvalAI submission file instead.
+(TextVQA adds LLaVA-1.5's "Reference OCR token: ..." line). Accuracy: ``evalkit.metrics.vqa_accuracy``
+(official normalization, leave-one-out over annotators), reported x100 with stderr, overall and per
+answer type. A split whose answers are hidden (test-dev) reports no accuracy and writes an EvalAI
+submission file instead. GQA has one answer per question: exact match of the normalized answers,
+with the images joined from a second hub config by id (see :class:`ImageTable`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalkit.data import DatasetSpec, image_ref
-from evalkit.results import MetricValue, SampleRecord
-from evalkit.types import GenerationSettings, Sample
+from evalkit.errors import UsageError
+from evalkit.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.types import GenerationSettings, ImageRef, Sample
 
-from .base import HubTask
+from .base import HubTask, TaskContext, TaskData, limited
 
 VQA_INSTRUCTION = "\nAnswer the question using a single word or phrase."
 
@@ -35,6 +41,8 @@ class VQATask(HubTask):
     answer_type_column: str | None = "answer_type"
     hidden_answers: bool = False  # test-dev / test-std: answers are not public
     submission_name: str | None = None  # file name of the EvalAI submission written for hidden splits
+    # Metadata key whose values split the accuracy into "accuracy.<value>" metrics.
+    breakdown_key: str = "answer_type"
 
     def to_sample(self, row: dict[str, Any]) -> Sample:
         question = row["question"]
@@ -46,11 +54,15 @@ class VQATask(HubTask):
             meta["answer_type"] = row[self.answer_type_column]
         return Sample(
             id=str(row[self.id_column]),
-            question=question + VQA_INSTRUCTION,
+            question=self.prompt(question, row),
             images=[image_ref(row["image"])],
             target=answers or None,
             metadata=meta,
         )
+
+    def prompt(self, question: str, row: dict[str, Any]) -> str:
+        """The user text: the question and the short-answer instruction."""
+        return question + VQA_INSTRUCTION
 
     def score(self, record: SampleRecord) -> dict[str, float | None]:
         from evalkit.metrics import vqa_accuracy
@@ -63,8 +75,8 @@ class VQATask(HubTask):
         out = super().aggregate(records)
         by_type: dict[str, list[SampleRecord]] = {}
         for r in records:
-            if "answer_type" in r.metadata:
-                by_type.setdefault(str(r.metadata["answer_type"]), []).append(r)
+            if r.metadata.get(self.breakdown_key) is not None:
+                by_type.setdefault(str(r.metadata[self.breakdown_key]), []).append(r)
         if len(by_type) > 1:
             for answer_type, group in sorted(by_type.items()):
                 out[f"accuracy.{answer_type}"] = super().aggregate(group)["accuracy"]

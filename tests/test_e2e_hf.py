@@ -62,8 +62,8 @@ def test_run_json_field_by_field(finished: Path, tiny_llava: Path, vqav2_dir: Pa
 
 
 def test_sample_lines_field_by_field(finished: Path, vqav2_dir: Path) -> None:
-    table = pq.read_table(next((vqav2_dir / "lmms-lab" / "VQAv2" / "data").glob("validation-*.parquet")))
-    rows = {str(r["question_id"]): r for r in table.to_pylist()}
+    shards = sorted((vqav2_dir / "lmms-lab" / "VQAv2" / "data").glob("validation-*.parquet"))
+    rows = {str(r["question_id"]): r for shard in shards for r in pq.read_table(shard).to_pylist()}
     samples = lines(finished)
     assert sorted(s["id"] for s in samples) == sorted(rows)
     for s in samples:
@@ -84,8 +84,8 @@ def test_sample_lines_field_by_field(finished: Path, vqav2_dir: Path) -> None:
 
 
 def test_errors_above_the_limit_exit_1(tiny_llava: Path, vqav2_dir: Path, tmp_path: Path) -> None:
-    code, run_dir = run(tiny_llava, vqav2_dir, tmp_path, "--limit", "8")
-    assert code == 1  # two corrupt images among the first eight, default --max-error-rate 0
+    code, run_dir = run(tiny_llava, vqav2_dir, tmp_path, "--batch-size", "8")
+    assert code == 1  # two corrupt images among 24, default --max-error-rate 0
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
 
 

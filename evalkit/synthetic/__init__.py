@@ -1,0 +1,1 @@
+"""Synthetic data: shapes benchmark, tiny models, hub-schema dataset fixtures."""
