@@ -322,14 +322,20 @@ _STYLE = {"regression": "bold red", "drop": "red", "drop not significant": "yell
           "drop within tolerance": "yellow", "improved": "green", "ok (untested)": "dim"}
 
 
+def wide_console() -> Any:
+    """A rich Console that does not wrap tables in CI logs (no terminal: 160 columns)."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
 def print_comparison(cmp: Comparison, fail_on_regression: bool = False, console: Any = None) -> None:
     """The comparison as a rich table, then flipped samples and the gate's verdict. All user data goes
     through rich Text, so model outputs are never read as rich markup."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console(width=None if sys.stdout.isatty() else 160)  # CI logs: no wrapping
+    console = console or wide_console()
     for label, side in (("baseline ", cmp.baseline), ("candidate", cmp.candidate)):
         d = side.describe()
         console.print(Text(f"{label}  {d['model']}  ({d['checkpoint']}, {d['backend']}, run {d['run_id']}, "

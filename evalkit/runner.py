@@ -133,6 +133,23 @@ def _new_run_dir(output: Path, spec: ModelSpec) -> Path:
             continue
 
 
+def _is_oom(exc: BaseException) -> bool:
+    return "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower()
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def _sigterm_as_interrupt() -> None:
     """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: run.json says 'interrupted'."""
     import signal
@@ -221,6 +238,7 @@ class Runner:
                     write_run(run_dir, record)
             except KeyboardInterrupt:
                 record.status = "interrupted"
+                self._partial_counts(record, store)
                 record.telemetry = self._totals(record, time.perf_counter() - start, mem)
                 write_run(run_dir, record)
                 raise Interrupted(run_dir) from None
@@ -234,6 +252,20 @@ class Runner:
         record.telemetry = self._totals(record, time.perf_counter() - start, mem)
         write_run(run_dir, record)
         return record, run_dir
+
+    def _partial_counts(self, record: RunRecord, store: SampleStore) -> None:
+        """On interrupt: what is stored so far for the unfinished tasks (metrics come with --resume)."""
+        for task in self.tasks:
+            if task.name in record.tasks:
+                continue
+            records = store.records(task.name)
+            if not records:
+                continue
+            errors = sum(1 for r in records if r.error is not None)
+            record.tasks[task.name] = TaskResult(
+                primary_metric=task.primary_metric, n=len(records), n_errors=errors, dataset=self.data[task.name].dataset,
+                notes=[f"interrupted after {len(records)} of {self.data[task.name].n} samples; rerun with --resume"],
+            )
 
     def _totals(self, record: RunRecord, wall: float, mem: PeakMemory) -> Telemetry:
         tasks = [t.telemetry for t in record.tasks.values()]
@@ -366,16 +398,21 @@ class Runner:
         return Prepared(sample, prompt=prompt, length=length)
 
     def _batches(self, window: list[Prepared]) -> Iterator[list[Prepared]]:
-        """Length-sorted batches (less padding); failed samples go out with the first batch to be recorded."""
-        ok = sorted((p for p in window if p.prompt is not None), key=lambda p: -p.length)
+        """Length-sorted batches (less padding) of the current effective size; failed samples go out first."""
         failed = [p for p in window if p.prompt is None]
-        size = len(ok) if self.backend.schedules_itself else self.effective_batch
-        batches = [ok[i : i + size] for i in range(0, len(ok), size)] or [[]]
-        batches[0] = failed + batches[0]
-        return iter(b for b in batches if b)
+        ok = sorted((p for p in window if p.prompt is not None), key=lambda p: -p.length)
+        if failed:
+            yield failed
+        while ok:
+            size = len(ok) if self.backend.schedules_itself else self.effective_batch
+            batch, ok = ok[:size], ok[size:]
+            yield batch
 
     def _generate(self, prompts: list[Prompt], task: Any) -> list[Generation]:
-        """Generate; on a failure split the batch in halves (out of memory, one bad sample) down to one."""
+        """Generate; a failing batch is split in halves down to single prompts, so one bad sample fails alone.
+
+        Out of memory also lowers the batch size for the rest of the run (recorded in run.json).
+        """
         if not prompts:
             return []
         try:
@@ -389,8 +426,10 @@ class Runner:
             if len(prompts) == 1:
                 log.debug("generation failed", exc_info=True)
                 return [Generation(text="", error=SampleError("generation", f"{type(exc).__name__}: {exc}"))]
-            half = len(prompts) // 2
-            self.effective_batch = min(self.effective_batch, half)
+            half = (len(prompts) + 1) // 2
+            if _is_oom(exc):
+                self.effective_batch = min(self.effective_batch, half)
+                _free_device_memory()
             log.warning("batch of %d failed (%s); retrying in halves", len(prompts), type(exc).__name__)
             return self._generate(prompts[:half], task) + self._generate(prompts[half:], task)
 

@@ -3,17 +3,83 @@
 An adapter turns a model-neutral ``Sample`` into the family's exact prompt (text + images),
 declares the family's box format and engine quirks, and cleans the raw output. It does not
 know which engine runs the prompt: the same ``Prompt`` goes to the hf and the vLLM backend.
+
+Two prompt styles exist:
+
+- ``Adapter``: the processor's chat template (LLaVA, Qwen-VL, Idefics, InternVL, ...). Per task kind,
+  ``instructions`` may replace the text of the user turn.
+- ``FixedPromptAdapter``: families trained on a fixed text format and no chat template (BLIP-2's
+  "Question: {q} Answer:", PaliGemma's "answer en {q}", Kosmos-2, Florence-2). ``instructions`` holds
+  the whole prompt per task kind.
+
+Prompt texts are ``str.format`` templates over ``PromptFields``: ``{prompt}`` (the task's full user text,
+instruction included), ``{question}`` (the bare question where the task recorded one) and
+``{expression}`` (a grounding sample's referring expression).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evalkit.errors import UsageError
 from evalkit.types import Prompt, Sample
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
+
+# Metadata keys where tasks record the bare question (without the task's instruction suffix).
+# Both spellings are in use (tasks/vqa.py: raw_question, evalkit/synthetic/shapes.py: question_raw).
+RAW_QUESTION_KEYS: tuple[str, ...] = ("raw_question", "question_raw")
+# Metadata key of a grounding sample's referring expression.
+EXPRESSION_KEY = "expression"
+# Key of ``Adapter.instructions`` used for any task kind without an entry of its own.
+DEFAULT_KIND = "default"
+
+
+def infer_kind(sample: Sample) -> str | None:
+    """The task kind a sample's metadata reveals, for callers that do not pass ``kind``.
+
+    A referring expression means grounding, options mean a multiple-choice question, a recorded bare
+    question means VQA. Captioning leaves no trace in the metadata: None.
+    """
+    meta = sample.metadata
+    if meta.get(EXPRESSION_KEY):
+        return "grounding"
+    if meta.get("options"):
+        return "choice"
+    if any(isinstance(meta.get(key), str) for key in RAW_QUESTION_KEYS):
+        return "vqa"
+    return None
+
+
+@dataclass(frozen=True)
+class PromptFields:
+    """The parts of a sample that a family's prompt format may use (see the module docstring)."""
+
+    kind: str | None
+    prompt: str  # Sample.question: the task's full user text, instruction included
+    question: str  # the bare question where the task recorded one, else ``prompt``
+    expression: str  # the referring expression of a grounding sample, else ``prompt``
+
+    @classmethod
+    def of(cls, sample: Sample, kind: str | None = None) -> "PromptFields":
+        meta = sample.metadata
+        question = next((meta[k] for k in RAW_QUESTION_KEYS if isinstance(meta.get(k), str)), sample.question)
+        expression = meta.get(EXPRESSION_KEY)
+        return cls(
+            kind=kind if kind is not None else infer_kind(sample),
+            prompt=sample.question,
+            question=str(question),
+            expression=expression if isinstance(expression, str) and expression else sample.question,
+        )
+
+    def render(self, template: str) -> str:
+        try:
+            return template.format(prompt=self.prompt, question=self.question, expression=self.expression)
+        except (KeyError, IndexError) as exc:  # a bad template is the adapter author's error, not the user's
+            raise ValueError(f"prompt template {template!r} uses an unknown field: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -32,20 +98,40 @@ class Adapter:
     hf_model_class: str = "AutoModelForImageTextToText"
     # Backends known to run this family.
     backends: tuple[str, ...] = ("hf",)
-    # Per-task instruction overrides: task family name -> format string with {question}.
+    # Prompt text per task kind ("vqa", "caption", "grounding", "choice", ... or DEFAULT_KIND), a template
+    # over PromptFields. Chat families: the user turn's text. Fixed-format families: the whole prompt.
+    # A kind without an entry uses the task's own text (Sample.question).
     instructions: dict[str, str] = field(default_factory=dict)
     # Extra vllm.LLM(...) arguments for this family.
     vllm_engine_args: dict[str, Any] = field(default_factory=dict)
+    # Decode generated ids with skip_special_tokens (False where boxes are special tokens, e.g. Florence-2).
+    skip_special_tokens: bool = True
+    # Regular expressions removed from the raw output by ``parse`` (end markers, echoed prompt prefixes).
+    clean_patterns: tuple[str, ...] = ()
+    # The processor wants images nested per prompt (``[[img], [img, img]]``) rather than one flat list.
+    images_per_prompt: bool = False
+    # The checkpoints ship their modelling code (trust_remote_code); loading needs the user's opt-in.
+    remote_code: bool = False
 
-    def build_prompt(self, sample: Sample, images: list["Image"], processor: Any) -> Prompt:
-        """Default: the processor's chat template with the images before the text."""
+    # -- prompts ---------------------------------------------------------------------------------
+    def prompt_text(self, sample: Sample, kind: str | None = None) -> str:
+        """The family's text for this sample's (last) user turn: an ``instructions`` entry or the task's text."""
+        fields = PromptFields.of(sample, kind)
+        template = self.instructions.get(fields.kind or DEFAULT_KIND, self.instructions.get(DEFAULT_KIND))
+        return sample.question if template is None else fields.render(template)
+
+    def build_prompt(self, sample: Sample, images: list["Image"], processor: Any, kind: str | None = None) -> Prompt:
+        """Default: the processor's chat template with the images before the text.
+
+        ``kind`` is the task's kind (Task.kind); when None it is inferred from the sample's metadata.
+        """
         messages: list[dict[str, Any]] = []
         for i, turn in enumerate(sample.history):
             content: list[dict[str, Any]] = [{"type": "text", "text": turn.content}]
             if i == 0 and turn.role == "user":
                 content = [{"type": "image"} for _ in images] + content
             messages.append({"role": turn.role, "content": content})
-        content = [{"type": "text", "text": sample.question}]
+        content = [{"type": "text", "text": self.prompt_text(sample, kind)}]
         if not sample.history:
             content = [{"type": "image"} for _ in images] + content
         messages.append({"role": "user", "content": content})
@@ -55,6 +141,56 @@ class Adapter:
     def box_format_for(self, model_type: str | None) -> str:
         return self.box_format_by_model_type.get(model_type or "", self.box_format)
 
-    def parse(self, text: str) -> str:
+    # -- engine hooks (used by the hf backend) ---------------------------------------------------
+    def processor_inputs(self, prompts: list[Prompt]) -> dict[str, Any]:
+        """Keyword arguments for ``processor(...)`` for one batch: the texts and the images."""
+        texts = [p.text for p in prompts]
+        if self.images_per_prompt:
+            nested = [list(p.images) for p in prompts]
+            return {"text": texts, "images": nested if any(nested) else None}
+        flat = [img for p in prompts for img in p.images]
+        return {"text": texts, "images": flat or None}
+
+    def output_offset(self, model: Any, prompt_len: int) -> int:
+        """How many leading ids of a ``generate`` output row are not generated text.
+
+        Decoder-only models echo the (padded) prompt; encoder-decoder models (BLIP-2 Flan-T5, Florence-2)
+        return only the decoder's sequence, which starts with its one decoder-start token.
+        """
+        config = getattr(model, "config", None)
+        encoder_decoder = bool(getattr(config, "is_encoder_decoder", False)) or (
+            getattr(config, "use_decoder_only_language_model", True) is False
+        )
+        return 1 if encoder_decoder else prompt_len
+
+    def check_load_options(self, trust_remote_code: bool) -> None:
+        """Raise UsageError when the family cannot load with these options."""
+        if self.remote_code and not trust_remote_code:
+            raise UsageError(
+                f"the {self.family} family runs its checkpoints' own code; rerun with --trust-remote-code "
+                "if you trust that checkpoint"
+            )
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def parse(self, text: str, kind: str | None = None) -> str:
         """Clean the raw output: the family's end markers and surrounding white space."""
+        for pattern in self.clean_patterns:
+            text = re.sub(pattern, "", text)
         return text.strip()
+
+
+@dataclass(frozen=True)
+class FixedPromptAdapter(Adapter):
+    """A family prompted with a fixed text format instead of a chat template (single turn only).
+
+    The prompt is ``image_placeholder`` once per image followed by the ``instructions`` entry for the task
+    kind; the family's processor inserts the image tokens themselves.
+    """
+
+    image_placeholder: str = ""
+
+    def build_prompt(self, sample: Sample, images: list["Image"], processor: Any, kind: str | None = None) -> Prompt:
+        if sample.history:
+            raise ValueError(f"the {self.family} family has no chat format; multi-turn samples are not supported")
+        text = self.image_placeholder * len(images) + self.prompt_text(sample, kind)
+        return Prompt(text=text, images=list(images))

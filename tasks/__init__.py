@@ -18,11 +18,35 @@ TASKS.register("shapes_vqa", "evalkit.tasks.shapes:shapes_vqa")
 TASKS.register("shapes_caption", "evalkit.tasks.shapes:shapes_caption")
 TASKS.register("shapes_grounding", "evalkit.tasks.shapes:shapes_grounding")
 TASKS.register("shapes_pairs", "evalkit.tasks.shapes:shapes_pairs")
+for _name in ("okvqa_val", "textvqa_val", "gqa_testdev"):
+    TASKS.register(_name, f"evalkit.tasks.vqa:{_name}")
+for _name in ("coco_karpathy_test", "nocaps_val", "flickr30k_test"):
+    TASKS.register(_name, f"evalkit.tasks.captioning:{_name}")
+_REFCOCO = ("refcoco_val", "refcoco_testA", "refcoco_testB", "refcoco+_val", "refcoco+_testA", "refcoco+_testB",
+            "refcocog_val", "refcocog_test")
+for _name in _REFCOCO:  # "+" cannot be in a function name: refcoco+_val -> refcoco_plus_val
+    TASKS.register(_name, f"evalkit.tasks.refcoco:{_name.replace('+', '_plus')}")
+TASKS.register("mmvp", "evalkit.tasks.mmvp:mmvp")
+TASKS.register("mmvp_original", "evalkit.tasks.mmvp:mmvp_original")
 
-ALIASES: dict[str, str] = {"vqav2": "vqav2_val"}
+ALIASES: dict[str, str] = {
+    "vqav2": "vqav2_val",
+    "okvqa": "okvqa_val",
+    "textvqa": "textvqa_val",
+    "gqa": "gqa_testdev",
+    "coco_karpathy": "coco_karpathy_test",
+    "nocaps": "nocaps_val",
+    "flickr30k": "flickr30k_test",
+}
+# A benchmark whose papers report several splits is a group of them (refcoco: val, testA, testB).
 GROUPS: dict[str, tuple[str, ...]] = {
     "shapes": ("shapes_vqa", "shapes_caption", "shapes_grounding", "shapes_pairs"),
-    "vqa": ("vqav2_val",),
+    "vqa": ("vqav2_val", "okvqa_val", "textvqa_val", "gqa_testdev"),
+    "captioning": ("coco_karpathy_test", "nocaps_val", "flickr30k_test"),
+    "grounding": _REFCOCO,
+    "refcoco": _REFCOCO[0:3],
+    "refcoco+": _REFCOCO[3:6],
+    "refcocog": _REFCOCO[6:8],
 }
 
 

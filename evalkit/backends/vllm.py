@@ -131,19 +131,20 @@ class VllmBackend(Backend):
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
+        # vLLM configures its loggers (and its child processes') from the environment at import.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if log.isEnabledFor(logging.INFO) else "ERROR")
         try:
             import vllm
         except ImportError as exc:
             raise UsageError(f"vLLM is not installed ({exc}); {INSTALL_HINT}") from exc
         from vllm.platforms import current_platform
 
-        if not log.isEnabledFor(logging.INFO):
-            logging.getLogger("vllm").setLevel(logging.WARNING)
         self.on_cpu = current_platform.is_cpu()
         self._check_device()
         self.processor = self._load_processor()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        self.engine_args = self._engine_args(self._hf_config())
+        hf_config = self._hf_config()
+        self.engine_args = self._engine_args(hf_config)
         log.info("vllm.LLM(%s)", self.engine_args)
         start = time.perf_counter()
         try:
@@ -151,8 +152,9 @@ class VllmBackend(Backend):
         except Exception as exc:  # vLLM wraps config errors (pydantic, ValueError) and engine start failures
             message = str(exc)
             if any(marker in message for marker in _UNSUPPORTED):
-                raise UsageError(f"vLLM {vllm.__version__} cannot run {self.spec.checkpoint!r} "
-                                 f"(architecture not supported); use --backend hf") from exc
+                archs = ", ".join(getattr(hf_config, "architectures", None) or ["?"])
+                raise UsageError(f"vLLM {vllm.__version__} does not support the architecture {archs} of "
+                                 f"{self.spec.checkpoint!r}; use --backend hf") from exc
             raise
         self.last_metrics = {"engine_start_s": time.perf_counter() - start}
 

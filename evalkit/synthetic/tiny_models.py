@@ -1,0 +1,439 @@
+"""Tiny, random-weight checkpoints of the MLLM families other than LLaVA, for tests.
+
+Each builder makes the family's real transformers model class from its real config classes (a few
+layers, 64-128 wide, well under 5M parameters), its real processor class with a tokenizer trained
+locally (``tiny_llava.train_tokenizer``) plus the family's special tokens and chat template, and
+saves both with ``save_pretrained`` so the checkpoint loads through the same code path as one from
+the hub (``AutoProcessor`` and the adapter's ``hf_model_class``). Nothing here touches the network.
+
+``build(variant, folder)`` builds one of ``VARIANTS``; the builders themselves live next to each other
+here (shared pieces) and in ``tiny_models_more`` (the larger processors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerFast
+
+# Words the tiny tokenizers are trained on: the shapes suite's vocabulary and the families' prompt formats.
+CORPUS: tuple[str, ...] = (
+    "Question: What color is the circle? Answer: red",
+    "Question: How many shapes are there? Answer: 2",
+    "Is there a blue square? yes no left right",
+    "answer en What shape is on the left? triangle",
+    "caption en A red circle and a yellow triangle. An image of a green square.",
+    "detect the green triangle ; segment the purple star",
+    "Please provide the bounding box coordinate of the region this sentence describes: the green triangle.",
+    "Answer the question using a single word or phrase. (a) left (b) right",
+    "Provide a one-sentence caption for the provided image. A short image description:",
+    "system user assistant You are a helpful assistant. Short answer:",
+)
+HIDDEN = 128  # text and vision width; heads are 64 wide (vLLM's CPU attention supports head_dim 64)
+HEAD_DIM = 64
+SEED = 0
+
+
+def family_tokenizer(
+    specials: Sequence[str] = (),
+    *,
+    bos: str | None = "<s>",
+    eos: str = "</s>",
+    pad: str = "<pad>",
+    add_bos: bool = True,
+    append_eos: bool = False,
+    chat_template: str | None = None,
+    vocab_size: int = 300,
+    **named_specials: str,
+) -> "PreTrainedTokenizerFast":
+    """A byte-level BPE tokenizer trained on CORPUS with the family's special tokens added.
+
+    ``add_bos``/``append_eos`` choose what encoding adds around a text (LLaMA-like: ``<s>`` first; T5-like:
+    ``</s>`` last; Qwen-like: nothing). ``named_specials`` become attributes, e.g. ``image_token="<image>"``.
+    """
+    from tokenizers import Tokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from evalkit.synthetic.tiny_llava import train_tokenizer
+
+    backend = Tokenizer.from_str(train_tokenizer(CORPUS, vocab_size=vocab_size).backend_tokenizer.to_str())
+    backend.add_special_tokens([t for t in (bos, eos, pad) if t])
+    single = " ".join(([bos] if add_bos and bos else []) + ["$A"] + ([eos] if append_eos else []))
+    used = [t for t in (bos, eos) if t and t in single.split()]
+    backend.post_processor = processors.TemplateProcessing(
+        single=single, pair=f"{single} $B", special_tokens=[(t, backend.token_to_id(t)) for t in used]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=bos, eos_token=eos, pad_token=pad, unk_token="<unk>",
+        model_max_length=1024, extra_special_tokens=dict(named_specials) or None,
+    )
+    if specials:
+        tok.add_special_tokens({"additional_special_tokens": list(specials)})
+    if chat_template is not None:
+        tok.chat_template = chat_template
+    return tok
+
+
+def token_id(tokenizer: Any, token: str) -> int:
+    tid = tokenizer.convert_tokens_to_ids(token)
+    if tid is None or tid == tokenizer.unk_token_id:
+        raise ValueError(f"token {token!r} is not in the tokenizer")
+    return int(tid)
+
+
+def finish(model: Any, processor: Any, folder: str | Path) -> Path:
+    """Greedy generation defaults matching the tokenizer, then save model and processor into ``folder``."""
+    tok = getattr(processor, "tokenizer", processor)
+    gen = model.generation_config
+    gen.do_sample = False
+    gen.pad_token_id = tok.pad_token_id
+    if gen.eos_token_id is None:
+        gen.eos_token_id = tok.eos_token_id
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def seeded(cls: Any, config: Any) -> Any:
+    """``cls(config)`` with weights from the fixed SEED, in eval mode.
+
+    Every matrix is redrawn from N(0, 1/fan_in): the families' own initialisers (std 0.02) make a one-layer
+    random model say the same token whatever the input, and a test of batching needs varied outputs.
+    """
+    import torch
+
+    torch.manual_seed(SEED)
+    model = cls(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.normal_(0.0, param.shape[-1] ** -0.5)
+    return model
+
+
+# ---- BLIP-2 and InstructBLIP ------------------------------------------------------------------------
+
+N_QUERY = 4  # Q-Former queries = image tokens in the language model's input
+BLIP_IMAGE = 32
+
+
+def _blip_parts(tok: Any, t5: bool) -> dict[str, Any]:
+    """Vision, Q-Former and language-model configs shared by BLIP-2 and InstructBLIP."""
+    from transformers import OPTConfig, T5Config
+
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
+                  image_size=BLIP_IMAGE, patch_size=16)
+    qformer = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
+                   encoder_hidden_size=64)
+    if t5:
+        text = T5Config(vocab_size=len(tok), d_model=HIDDEN, d_kv=HEAD_DIM, d_ff=256, num_layers=1,
+                        num_decoder_layers=1, num_heads=2, pad_token_id=tok.pad_token_id,
+                        eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
+                        tie_word_embeddings=False)
+    else:
+        text = OPTConfig(vocab_size=len(tok), hidden_size=HIDDEN, ffn_dim=256, num_hidden_layers=1,
+                         num_attention_heads=2, word_embed_proj_dim=HIDDEN, max_position_embeddings=512,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id)
+    return {"vision": vision, "qformer": qformer, "text": text.to_dict()}
+
+
+def build_blip2(folder: str | Path, t5: bool = False) -> Path:
+    """BLIP-2 with an OPT (decoder-only) or Flan-T5 (encoder-decoder) language model."""
+    from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, Blip2QFormerConfig,
+                              Blip2VisionConfig, BlipImageProcessor)
+
+    tok = family_tokenizer(bos=None if t5 else "<s>", add_bos=not t5, append_eos=t5)
+    parts = _blip_parts(tok, t5)
+    config = Blip2Config(
+        vision_config=Blip2VisionConfig(**parts["vision"]).to_dict(),
+        qformer_config=Blip2QFormerConfig(vocab_size=len(tok), **parts["qformer"]).to_dict(),
+        text_config=parts["text"], num_query_tokens=N_QUERY, image_token_index=token_id(tok, "<image>"),
+    )
+    image_processor = BlipImageProcessor(size={"height": BLIP_IMAGE, "width": BLIP_IMAGE})
+    processor = Blip2Processor(image_processor, tok, num_query_tokens=N_QUERY)
+    return finish(seeded(Blip2ForConditionalGeneration, config), processor, folder)
+
+
+def build_instructblip(folder: str | Path) -> Path:
+    """InstructBLIP (Vicuna-style decoder-only LM); the Q-Former reads the prompt with its own tokenizer."""
+    from transformers import (BlipImageProcessor, InstructBlipConfig, InstructBlipForConditionalGeneration,
+                              InstructBlipProcessor, InstructBlipQFormerConfig, InstructBlipVisionConfig,
+                              LlamaConfig)
+
+    tok = family_tokenizer()
+    qformer_tok = family_tokenizer(bos="[CLS]", eos="[SEP]", pad="[PAD]", vocab_size=280)
+    parts = _blip_parts(tok, t5=False)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=2, head_dim=HEAD_DIM,
+                       max_position_embeddings=512, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                       pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    config = InstructBlipConfig(
+        vision_config=InstructBlipVisionConfig(**parts["vision"]).to_dict(),
+        qformer_config=InstructBlipQFormerConfig(vocab_size=len(qformer_tok), **parts["qformer"]).to_dict(),
+        text_config=text.to_dict(), num_query_tokens=N_QUERY, image_token_index=token_id(tok, "<image>"),
+    )
+    image_processor = BlipImageProcessor(size={"height": BLIP_IMAGE, "width": BLIP_IMAGE})
+    processor = InstructBlipProcessor(image_processor, tok, qformer_tok, num_query_tokens=N_QUERY)
+    return finish(seeded(InstructBlipForConditionalGeneration, config), processor, folder)
+
+
+# ---- Qwen2-VL, Qwen2.5-VL, Qwen3-VL ---------------------------------------------------------------------
+
+QWEN_SPECIALS = ("<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
+                 "<|box_start|>", "<|box_end|>", "<|object_ref_start|>", "<|object_ref_end|>")
+# The chat template published with Qwen2-VL-*-Instruct and Qwen2.5-VL-*-Instruct (default system turn).
+QWEN2_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+# Qwen3-VL-*-Instruct's template, reduced to text and images: no default system turn.
+QWEN3_VL_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_QWEN_CLASSES = {  # version -> (vision config, text config, config, model, processor, video processor)
+    "qwen2_vl": ("Qwen2VLVisionConfig", "Qwen2VLTextConfig", "Qwen2VLConfig", "Qwen2VLForConditionalGeneration",
+                 "Qwen2VLProcessor", "Qwen2VLVideoProcessor"),
+    "qwen2_5_vl": ("Qwen2_5_VLVisionConfig", "Qwen2_5_VLTextConfig", "Qwen2_5_VLConfig",
+                   "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor"),
+    "qwen3_vl": ("Qwen3VLVisionConfig", "Qwen3VLTextConfig", "Qwen3VLConfig", "Qwen3VLForConditionalGeneration",
+                 "Qwen3VLProcessor", "Qwen3VLVideoProcessor"),
+}
+
+
+def build_qwen_vl(folder: str | Path, version: str = "qwen2_vl") -> Path:
+    """Qwen2-VL / Qwen2.5-VL / Qwen3-VL: one 2x2-merged patch grid per image (56 px -> 4 image tokens)."""
+    import transformers as tf
+
+    vcls, tcls, ccls, mcls, pcls, vpcls = (getattr(tf, n) for n in _QWEN_CLASSES[version])
+    template = QWEN3_VL_TEMPLATE if version == "qwen3_vl" else QWEN2_VL_TEMPLATE
+    tok = family_tokenizer(QWEN_SPECIALS, bos=None, eos="<|im_end|>", pad="<|endoftext|>", add_bos=False,
+                           chat_template=template)
+    patch = 16 if version == "qwen3_vl" else 14
+    if version == "qwen2_vl":
+        vision = vcls(depth=1, embed_dim=64, hidden_size=HIDDEN, num_heads=1, patch_size=patch)
+    elif version == "qwen2_5_vl":
+        vision = vcls(depth=1, hidden_size=64, intermediate_size=128, num_heads=1, out_hidden_size=HIDDEN,
+                      patch_size=patch, window_size=4 * patch, fullatt_block_indexes=[0])
+    else:
+        vision = vcls(depth=1, hidden_size=64, intermediate_size=128, num_heads=1, out_hidden_size=HIDDEN,
+                      patch_size=patch, num_position_embeddings=16, deepstack_visual_indexes=[0])
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12]}
+    if version == "qwen3_vl":
+        rope["mrope_interleaved"] = True
+    text = tcls(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=2, head_dim=HEAD_DIM, max_position_embeddings=512,
+                rope_parameters=rope, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    ids = {f"{k}_token_id": token_id(tok, t) for k, t in (("image", "<|image_pad|>"), ("video", "<|video_pad|>"),
+                                                          ("vision_start", "<|vision_start|>"),
+                                                          ("vision_end", "<|vision_end|>"))}
+    config = ccls(vision_config=vision.to_dict(), text_config=text.to_dict(), **ids)
+    side = 4 * patch  # 2x2 merged patches: 4 image tokens per image
+    image_processor = tf.Qwen2VLImageProcessor(min_pixels=side * side, max_pixels=side * side, patch_size=patch,
+                                               merge_size=2, temporal_patch_size=2)
+    processor = pcls(image_processor=image_processor, tokenizer=tok, video_processor=vpcls(), chat_template=template)
+    return finish(seeded(mcls, config), processor, folder)
+
+
+# ---- PaliGemma -----------------------------------------------------------------------------------------
+
+def build_paligemma(folder: str | Path) -> Path:
+    """PaliGemma: SigLIP (32 px, 16 px patches -> 4 image tokens) + Gemma; the processor adds <loc>/<seg>."""
+    from transformers import (GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor,
+                              SiglipImageProcessor, SiglipVisionConfig)
+
+    tok = family_tokenizer(bos="<bos>", eos="<eos>", add_bos=False)
+    image_processor = SiglipImageProcessor(size={"height": 32, "width": 32})
+    image_processor.image_seq_length = 4
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tok)  # adds <image>, <loc*>, <seg*>
+    vision = SiglipVisionConfig(hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=32, patch_size=16, projection_dim=HIDDEN)
+    text = GemmaConfig(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=1, head_dim=HEAD_DIM, max_position_embeddings=512,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                       tie_word_embeddings=False)  # tied, a random model repeats its last input token
+    config = PaliGemmaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(), projection_dim=HIDDEN,
+                             image_token_index=token_id(tok, "<image>"), tie_word_embeddings=False)
+    return finish(seeded(PaliGemmaForConditionalGeneration, config), processor, folder)
+
+
+# ---- Idefics2, Idefics3, SmolVLM ------------------------------------------------------------------------
+
+# The chat template of HuggingFaceM4/idefics2-8b and Idefics3-8B-Llama3 (the latter prefixed by its BOS).
+IDEFICS_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'].capitalize() }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+IDEFICS_SPECIALS = ("<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>")
+
+
+def build_idefics(folder: str | Path, version: str = "idefics3") -> Path:
+    """Idefics2 (SigLIP + perceiver resampler + Mistral-like LM) or Idefics3 (pixel shuffle + Llama-like LM).
+
+    64 px images, no image splitting: 4 image tokens per image.
+    """
+    import transformers as tf
+
+    v3 = version == "idefics3"
+    bos = "<|begin_of_text|>" if v3 else "<s>"
+    template = ("{{ '<|begin_of_text|>' }}" + IDEFICS_TEMPLATE) if v3 else IDEFICS_TEMPLATE
+    tok = family_tokenizer(IDEFICS_SPECIALS, bos=bos, eos="<end_of_utterance>", add_bos=not v3, chat_template=template)
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1, image_size=64,
+                  patch_size=16)
+    text = tf.LlamaConfig(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=2, head_dim=HEAD_DIM, max_position_embeddings=512,
+                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                          tie_word_embeddings=False).to_dict()
+    if v3:
+        config = tf.Idefics3Config(vision_config=tf.Idefics3VisionConfig(**vision).to_dict(), text_config=text,
+                                   scale_factor=2, image_token_id=token_id(tok, "<image>"), pad_token_id=tok.pad_token_id)
+        size = {"longest_edge": 64}
+        image_processor = tf.Idefics3ImageProcessor(do_image_splitting=False, size=size, max_image_size=size)
+        processor = tf.Idefics3Processor(image_processor, tok, image_seq_len=4, chat_template=template)
+        model_cls = tf.Idefics3ForConditionalGeneration
+    else:
+        text["model_type"] = "mistral"
+        perceiver = tf.Idefics2PerceiverConfig(hidden_size=HIDDEN, resampler_n_latents=4, resampler_depth=1,
+                                               resampler_n_heads=2, resampler_head_dim=HEAD_DIM, num_key_value_heads=2)
+        config = tf.Idefics2Config(vision_config=tf.Idefics2VisionConfig(**vision).to_dict(), text_config=text,
+                                   perceiver_config=perceiver.to_dict(), image_token_id=token_id(tok, "<image>"))
+        image_processor = tf.Idefics2ImageProcessor(do_image_splitting=False, size={"shortest_edge": 64,
+                                                                                     "longest_edge": 64})
+        processor = tf.Idefics2Processor(image_processor, tok, image_seq_len=4, chat_template=template)
+        model_cls = tf.Idefics2ForConditionalGeneration
+    return finish(seeded(model_cls, config), processor, folder)
+
+
+# ---- Kosmos-2 -----------------------------------------------------------------------------------------
+
+def build_kosmos2(folder: str | Path) -> Path:
+    """Kosmos-2: CLIP-like vision (32 px) + 64 latent image queries; the processor adds the grounding tokens."""
+    from transformers import (CLIPImageProcessor, Kosmos2Config, Kosmos2ForConditionalGeneration, Kosmos2Processor,
+                              Kosmos2TextConfig, Kosmos2VisionConfig)
+
+    tok = family_tokenizer(add_bos=True, append_eos=False)
+    processor = Kosmos2Processor(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                                 tok)  # adds <grounding>, <phrase>, <object>, <patch_index_*> ...
+    vision = Kosmos2VisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
+                                 image_size=32, patch_size=16)
+    text = Kosmos2TextConfig(vocab_size=len(tok), embed_dim=HIDDEN, layers=1, ffn_dim=256, attention_heads=2,
+                             max_position_embeddings=512, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    config = Kosmos2Config(text_config=text.to_dict(), vision_config=vision.to_dict(), latent_query_num=64,
+                           tie_word_embeddings=False)
+    return finish(seeded(Kosmos2ForConditionalGeneration, config), processor, folder)
+
+
+# ---- InternVL (HF format) ---------------------------------------------------------------------------------
+
+# InternVL3-*-hf's template, reduced to text and images: ChatML, an image renders as "<IMG_CONTEXT>\n".
+INTERNVL_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}{{ '<IMG_CONTEXT>\\n' }}{% elif content['type'] == 'text' %}"
+    "{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{ '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def build_internvl(folder: str | Path) -> Path:
+    """InternVL 2.5/3 in the HF format: InternViT (32 px, 8 px patches, pixel shuffle 0.5 -> 4 tokens) + Qwen2."""
+    import transformers as tf
+
+    tok = family_tokenizer(("<|im_start|>",), bos=None, eos="<|im_end|>", pad="<|endoftext|>", add_bos=False,
+                           chat_template=INTERNVL_TEMPLATE, start_image_token="<img>", end_image_token="</img>",
+                           context_image_token="<IMG_CONTEXT>", video_token="<video>")
+    vision = tf.InternVLVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
+                                     image_size=[32, 32], patch_size=[8, 8])
+    text = tf.Qwen2Config(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    config = tf.InternVLConfig(vision_config=vision.to_dict(), text_config=text.to_dict(), image_seq_length=4,
+                               image_token_id=token_id(tok, "<IMG_CONTEXT>"), tie_word_embeddings=False)
+    image_processor = tf.GotOcr2ImageProcessor(crop_to_patches=False, size={"height": 32, "width": 32})
+    processor = tf.InternVLProcessor(image_processor=image_processor, tokenizer=tok,
+                                     video_processor=tf.InternVLVideoProcessor(), image_seq_length=4,
+                                     chat_template=INTERNVL_TEMPLATE)
+    return finish(seeded(tf.InternVLForConditionalGeneration, config), processor, folder)
+
+
+# ---- Florence-2 (HF-native) --------------------------------------------------------------------------------
+
+FLORENCE_TASK_TOKENS = ("<OCR>", "<CAPTION>", "<DETAILED_CAPTION>", "<OD>", "<CAPTION_TO_PHRASE_GROUNDING>",
+                        "<OPEN_VOCABULARY_DETECTION>")
+
+
+def build_florence2(folder: str | Path) -> Path:
+    """Florence-2: a two-stage DaViT (32 px -> 4x4 tokens + 1 temporal token) + a BART encoder-decoder.
+
+    As on the hub, ``<loc_0>`` ... ``<loc_999>`` are special tokens (so outputs are decoded keeping them).
+    """
+    import transformers as tf
+
+    locs = tuple(f"<loc_{i}>" for i in range(1000))
+    tok = family_tokenizer(FLORENCE_TASK_TOKENS + locs, bos="<s>", eos="</s>", add_bos=True, append_eos=True,
+                           image_token="<image>")
+    vision = tf.Florence2VisionConfig(depths=[1, 1], patch_size=[7, 3], patch_stride=[4, 2], patch_padding=[3, 1],
+                                      patch_prenorm=[False, True], embed_dim=[32, 64], num_heads=[1, 1],
+                                      num_groups=[1, 1], window_size=2, projection_dim=HIDDEN,
+                                      max_position_embeddings=8, max_temporal_embeddings=4)
+    text = tf.BartConfig(vocab_size=len(tok), d_model=HIDDEN, encoder_layers=1, decoder_layers=1,
+                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=256,
+                         decoder_ffn_dim=256, max_position_embeddings=512, pad_token_id=tok.pad_token_id,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         decoder_start_token_id=tok.eos_token_id, forced_eos_token_id=None, tie_word_embeddings=False)
+    config = tf.Florence2Config(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                                image_token_id=token_id(tok, "<image>"), tie_word_embeddings=False)
+    image_processor = tf.CLIPImageProcessor(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32},
+                                            do_center_crop=False)
+    image_processor.image_seq_length = 4 * 4 + 1
+    processor = tf.Florence2Processor(image_processor=image_processor, tokenizer=tok)
+    return finish(seeded(tf.Florence2ForConditionalGeneration, config), processor, folder)
+
+
+# ---- registry ----------------------------------------------------------------------------------------
+
+VARIANTS: dict[str, Callable[[Path], Path]] = {
+    "blip2_opt": build_blip2,
+    "blip2_t5": lambda folder: build_blip2(folder, t5=True),
+    "instructblip": build_instructblip,
+    "qwen2_vl": lambda folder: build_qwen_vl(folder, "qwen2_vl"),
+    "qwen2_5_vl": lambda folder: build_qwen_vl(folder, "qwen2_5_vl"),
+    "qwen3_vl": lambda folder: build_qwen_vl(folder, "qwen3_vl"),
+    "paligemma": build_paligemma,
+    "idefics2": lambda folder: build_idefics(folder, "idefics2"),
+    "idefics3": build_idefics,
+    "kosmos2": build_kosmos2,
+    "internvl": build_internvl,
+    "florence2": build_florence2,
+}
+
+
+def build(variant: str, folder: str | Path) -> Path:
+    """Build the tiny checkpoint ``variant`` (a key of VARIANTS) into ``folder``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown tiny model {variant!r}; known: {', '.join(sorted(VARIANTS))}")
+    return VARIANTS[variant](Path(folder))
