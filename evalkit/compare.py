@@ -21,11 +21,13 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import UsageError
-from evalkit.results import RunRecord, SampleRecord, TaskResult, read_run, read_samples
 from evalkit.stats_tests import DEFAULT_N_BOOT, DEFAULT_SEED, PairedTest, paired_test
+
+if TYPE_CHECKING:  # pragma: no cover - pydantic models, imported when a comparison runs
+    from evalkit.results import RunRecord, SampleRecord, TaskResult
 
 DEFAULT_TOLERANCE = 1.0  # points on the x100 scale
 DEFAULT_ALPHA = 0.05
@@ -64,7 +66,8 @@ class RunSide:
 class MetricComparison:
     """One metric of one task: both values, the delta, the paired test (None with ``no_test`` saying why)
     and the verdict: "regression" (primary) or "drop" (other metrics), "drop not significant", "drop within
-    tolerance", "improved", "no significant change", "ok (untested)" or "not computable"."""
+    tolerance", "improved", "no significant change", "ok (untested)", "not computable" (no baseline
+    value) or "missing in candidate" (a gate failure for the primary metric)."""
 
     metric: str
     primary: bool
@@ -147,12 +150,16 @@ class Comparison:
 
 def load_side(path: Path) -> RunSide:
     """A run folder or a run.json; a missing or malformed file is a UsageError (exit 2)."""
+    from evalkit.results import read_run
+
     path = Path(path)
     record = read_run(path)
     return RunSide(path=path, run_dir=path if path.is_dir() else path.parent, record=record)
 
 
 def _samples(side: RunSide, task: str, result: TaskResult) -> list[SampleRecord]:
+    from evalkit.results import read_samples
+
     records = read_samples(side.run_dir, task)
     if not records and result.n > 0:
         raise UsageError(f"{side.run_dir}/samples/{task}.jsonl is missing or empty but run.json reports {result.n} "
@@ -180,12 +187,42 @@ def _scored(records: list[SampleRecord], metric: str) -> dict[str, float]:
     return {r.id: float(v) for r in records if r.error is None and (v := r.scores.get(metric)) is not None}
 
 
+def _score_maps(records: list[SampleRecord], metric: str) -> dict[str, dict[str, float]]:
+    """Per-sample scores that ``metric`` may be the mean of, by where they came from: "" for the metric's
+    own per-sample scores; for a breakdown metric "<base>.<group>" (e.g. accuracy.yes/no) and each
+    metadata key K, the base scores of the samples whose metadata[K] == group. Whether the metric really
+    is that mean is checked against its stored value (``_scale``) before any test is run."""
+    own = _scored(records, metric)
+    if own:
+        return {"": own}
+    maps: dict[str, dict[str, float]] = {}
+    for i, ch in enumerate(metric):
+        if ch != ".":
+            continue
+        base, group = metric[:i], metric[i + 1:]
+        for key in sorted({k for r in records for k in r.metadata}):
+            subset = [r for r in records if str(r.metadata.get(key)) == group]
+            if subset and (scores := _scored(subset, base)):
+                maps[f"{base} where {key} = {group}"] = scores
+    return maps
+
+
 def _scale(value: float | None, scores: dict[str, float]) -> set[float]:
     """Which of x100 / x1 makes ``value`` the mean of these per-sample scores (empty: it is not their mean)."""
     if value is None or not scores:
         return set()
     mean = math.fsum(scores.values()) / len(scores)
     return {s for s in (100.0, 1.0) if abs(mean * s - value) <= 1e-3 * s}
+
+
+def _matching_scores(b_val: float | None, c_val: float | None, b_maps: dict[str, dict[str, float]],
+                     c_maps: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float], float] | None:
+    """The first source whose per-sample means reproduce both stored values: (base, candidate, scale)."""
+    for source, b_scores in b_maps.items():
+        c_scores = c_maps.get(source)
+        if c_scores is not None and (scales := _scale(b_val, b_scores) & _scale(c_val, c_scores)):
+            return b_scores, c_scores, max(scales)
+    return None
 
 
 def _verdict(primary: bool, delta: float | None, test: PairedTest | None, opts: CompareOptions) -> tuple[str, bool]:
@@ -208,25 +245,31 @@ def _compare_metric(name: str, primary: bool, base_res: TaskResult, cand_res: Ta
                     base_recs: list[SampleRecord], cand_recs: list[SampleRecord],
                     opts: CompareOptions) -> MetricComparison:
     b_val = base_res.metrics[name].value
-    c_val = cand_res.metrics[name].value
+    c_metric = cand_res.metrics.get(name)
+    c_val = None if c_metric is None else c_metric.value
+    if b_val is not None and c_val is None:  # e.g. every candidate sample failed: never a silent pass
+        why = "missing from the candidate" if c_metric is None else "not computable in the candidate"
+        return MetricComparison(name, primary, b_val, None, None, None, f"the metric is {why}",
+                                "missing in candidate", primary)
     delta = None if b_val is None or c_val is None else round(c_val - b_val, 6)
     test: PairedTest | None = None
     reason: str | None = None
-    b_scores, c_scores = _scored(base_recs, name), _scored(cand_recs, name)
-    shared = [i for i in b_scores if i in c_scores]
+    b_maps, c_maps = _score_maps(base_recs, name), _score_maps(cand_recs, name)
+    found = _matching_scores(b_val, c_val, b_maps, c_maps)
     if delta is None:
         reason = "metric not computable in one of the runs"
-    elif not b_scores or not c_scores:
-        reason = "test not available: no per-sample scores (corpus metric)"
-    elif not shared:
-        reason = "test not available: no sample scored in both runs"
+    elif not b_maps or not c_maps:
+        reason = "test not available: no per-sample scores (a corpus-level metric)"
+    elif found is None:
+        reason = "test not available: the metric is not the mean of per-sample scores"
     else:
-        scales = _scale(b_val, b_scores) & _scale(c_val, c_scores)
-        if not scales:
-            reason = "test not available: the metric is not the mean of its per-sample scores"
+        b_scores, c_scores, scale = found
+        shared = [i for i in b_scores if i in c_scores]
+        if not shared:
+            reason = "test not available: no sample scored in both runs"
         else:
             test = paired_test([b_scores[i] for i in shared], [c_scores[i] for i in shared], alpha=opts.alpha,
-                               scale=max(scales), n_boot=opts.n_boot, seed=opts.seed)
+                               scale=scale, n_boot=opts.n_boot, seed=opts.seed)
     verdict, regression = _verdict(primary, delta, test, opts)
     return MetricComparison(name, primary, b_val, c_val, delta, test, reason, verdict, regression)
 
@@ -270,11 +313,9 @@ def _compare_task(task: str, base: RunSide, cand: RunSide, opts: CompareOptions)
         notes.append(f"failed samples: baseline {b_res.n_errors}, candidate {c_res.n_errors}")
     b_recs, c_recs = _samples(base, task, b_res), _samples(cand, task, c_res)
     primary = b_res.primary_metric
-    names = [m for m in b_res.metrics if m in c_res.metrics]
+    names = [m for m in b_res.metrics if m in c_res.metrics or m == primary]
     names.sort(key=lambda m: (m != primary, m))
     metrics = [_compare_metric(m, m == primary, b_res, c_res, b_recs, c_recs, opts) for m in names]
-    if primary not in names:
-        notes.append(f"primary metric {primary} is missing from the candidate")
     b_ids, c_ids = {r.id for r in b_recs}, {r.id for r in c_recs}
     flips, better, worse = _flips(b_recs, c_recs, primary, opts.show)
     return TaskComparison(task, primary, metrics, len(b_ids & c_ids), len(b_ids - c_ids), len(c_ids - b_ids),
@@ -318,8 +359,9 @@ def _clip(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_STYLE = {"regression": "bold red", "drop": "red", "drop not significant": "yellow",
-          "drop within tolerance": "yellow", "improved": "green", "ok (untested)": "dim"}
+_STYLE = {"regression": "bold red", "missing in candidate": "bold red", "drop": "red",
+          "drop not significant": "yellow", "drop within tolerance": "yellow", "improved": "green",
+          "ok (untested)": "dim"}
 
 
 def wide_console() -> Any:
@@ -376,7 +418,8 @@ def print_comparison(cmp: Comparison, fail_on_regression: bool = False, console:
         if names:
             console.print(Text(f"{label} (not compared): {', '.join(names)}", style="dim"))
     if cmp.regressions:
-        listed = ", ".join(f"{t} {m.metric} {m.delta:+.2f}" for t, m in cmp.regressions)
+        listed = ", ".join(f"{t} {m.metric} {_num(m.delta, signed=True) if m.delta is not None else m.verdict}"
+                           for t, m in cmp.regressions)
         word = "FAIL" if fail_on_regression else "regression (not gating: no --fail-on-regression)"
         console.print(Text(f"{word}: {listed}", style="bold red"))
     else:

@@ -19,11 +19,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.compare import split_names, wide_console
 from evalkit.errors import UsageError
-from evalkit.results import MetricValue, RunRecord, read_run
+
+if TYPE_CHECKING:  # pragma: no cover - pydantic models, imported when runs are read
+    from evalkit.results import MetricValue, RunRecord
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class Leaderboard:
 def find_runs(root: Path) -> tuple[list[Entry], list[str]]:
     """Every folder under ``root`` (itself included) holding a run.json; unreadable ones are reported
     as 'path: reason' in the second list instead of stopping the whole leaderboard."""
+    from evalkit.results import read_run
+
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; pass the folder that holds your run folders (e.g. results/)")
@@ -315,7 +319,7 @@ def write_plots(lb: Leaderboard, folder: Path) -> list[Path]:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    bars = [(e, *e.memory) for e in lb.entries if e.memory[0] is not None]
+    bars = [(e, mb, kind) for e in lb.entries for mb, kind in [e.memory] if mb is not None]
     if bars:
         fig, ax = plt.subplots(figsize=(7, 1.2 + 0.4 * len(bars)))
         labels = [_plot_label(f"{e.model} ({e.record.run_id})", 48) for e, _, _ in bars]

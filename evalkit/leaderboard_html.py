@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from html import escape
 
 from evalkit.leaderboard import Column, Entry, Leaderboard, fmt, table_columns
@@ -76,7 +77,8 @@ _JS = """
   heads.forEach(function (th) {
     th.addEventListener("click", function () {
       var same = table.dataset.sortKey === th.dataset.key;
-      var dir = same ? (table.dataset.sortDir === "asc" ? "desc" : "asc") : (th.dataset.type === "num" ? "desc" : "asc");
+      var first = th.dataset.type === "num" ? "desc" : "asc";  /* numbers: best first */
+      var dir = same ? (table.dataset.sortDir === "asc" ? "desc" : "asc") : first;
       sortBy(th.dataset.key, dir);
     });
     th.addEventListener("keydown", function (e) {
@@ -92,7 +94,9 @@ _JS = """
     var s = params.get("sort"), o = params.get("open");
     if (s) { sortBy(s.charAt(0) === "-" ? s.slice(1) : s, s.charAt(0) === "-" ? "desc" : "asc"); }
     if (o) {
-      Array.prototype.forEach.call(table.tBodies, function (b) { if (o === "all" || b.dataset.run === o) { toggle(b, true); } });
+      Array.prototype.forEach.call(table.tBodies, function (b) {
+        if (o === "all" || b.dataset.run === o) { toggle(b, true); }
+      });
     }
   }
   window.addEventListener("hashchange", fromHash);
@@ -109,7 +113,7 @@ def _attr(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def _kv_table(pairs: list[tuple[str, object]]) -> str:
+def _kv_table(pairs: Sequence[tuple[str, object]]) -> str:
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape('-' if v is None else str(v))}</td></tr>" for k, v in pairs)
     return f"<table>{rows}</table>"
 

@@ -11,6 +11,9 @@ from .base import Adapter
 
 ADAPTERS: Registry[Adapter] = Registry("model")
 ADAPTERS.register("llava", "evalkit.adapters.llava:ADAPTER")
+for _family in ("blip2", "instructblip", "qwen_vl", "paligemma", "idefics", "kosmos2", "internvl", "florence2",
+                "mplug_owl"):
+    ADAPTERS.register(_family, f"evalkit.adapters.{_family}:ADAPTER")
 
 
 def get_adapter(family: str) -> Adapter:

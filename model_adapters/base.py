@@ -110,6 +110,9 @@ class Adapter:
     clean_patterns: tuple[str, ...] = ()
     # The processor wants images nested per prompt (``[[img], [img, img]]``) rather than one flat list.
     images_per_prompt: bool = False
+    # Largest batch the hf backend may give ``generate`` (None: any). Kosmos-2's generation positions count
+    # left padding, so its batched greedy output differs from batch 1: it runs one prompt at a time.
+    hf_max_batch_size: int | None = None
     # The checkpoints ship their modelling code (trust_remote_code); loading needs the user's opt-in.
     remote_code: bool = False
 
@@ -151,17 +154,29 @@ class Adapter:
         flat = [img for p in prompts for img in p.images]
         return {"text": texts, "images": flat or None}
 
+    @staticmethod
+    def is_encoder_decoder(model: Any) -> bool:
+        """True for encoder-decoder language models (BLIP-2 Flan-T5, Florence-2's BART)."""
+        config = getattr(model, "config", None)
+        return bool(getattr(config, "is_encoder_decoder", False)) or (
+            getattr(config, "use_decoder_only_language_model", True) is False
+        )
+
+    def padding_side(self, model: Any) -> str:
+        """Where batched prompts are padded so that padding does not change any prompt's output.
+
+        Decoder-only: left (generation continues every row at the end). Encoder-decoder: right, because
+        T5's relative and BART's learned positions count pad slots placed before the text.
+        """
+        return "right" if self.is_encoder_decoder(model) else "left"
+
     def output_offset(self, model: Any, prompt_len: int) -> int:
         """How many leading ids of a ``generate`` output row are not generated text.
 
-        Decoder-only models echo the (padded) prompt; encoder-decoder models (BLIP-2 Flan-T5, Florence-2)
-        return only the decoder's sequence, which starts with its one decoder-start token.
+        Decoder-only models echo the (padded) prompt; encoder-decoder models return only the decoder's
+        sequence, which starts with its one decoder-start token.
         """
-        config = getattr(model, "config", None)
-        encoder_decoder = bool(getattr(config, "is_encoder_decoder", False)) or (
-            getattr(config, "use_decoder_only_language_model", True) is False
-        )
-        return 1 if encoder_decoder else prompt_len
+        return 1 if self.is_encoder_decoder(model) else prompt_len
 
     def check_load_options(self, trust_remote_code: bool) -> None:
         """Raise UsageError when the family cannot load with these options."""

@@ -36,7 +36,7 @@ class ShapesSource:
         n = limited(len(items), ctx.limit)
         digest = hashlib.sha256()
         for item in items:
-            digest.update(repr((item.id, item.question, item.scene.key())).encode())
+            digest.update(repr((item.id, item.question, item.scene.key)).encode())
         info = DatasetInfo(id=f"evalkit/shapes-{self.part}", split=f"seed{shapes.EVAL_SEED}",
                            revision=None,
                            content_hash=digest.hexdigest()[:16], location="built in (evalkit.synthetic.shapes)", n=len(items))

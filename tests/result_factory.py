@@ -7,8 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.metrics import mean_stderr
-from evalkit.results import (DatasetInfo, MetricValue, ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult,
-                             Telemetry, write_run)
+from evalkit.results import (
+    DatasetInfo,
+    MetricValue,
+    ModelInfo,
+    RunConfig,
+    RunRecord,
+    SampleRecord,
+    TaskResult,
+    Telemetry,
+    write_run,
+)
 
 
 @dataclass

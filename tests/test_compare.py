@@ -144,6 +144,15 @@ def test_failed_samples_are_left_out_of_the_pairing(tmp_path: Path) -> None:
     assert "failed samples: baseline 0, candidate 4" in t.notes
 
 
+def test_candidate_without_a_primary_value_fails_the_gate(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    base, cand = _pair(tmp_path, TaskSpec([1.0, 0.0, 1.0]), TaskSpec([None, None, None]))  # every sample failed
+    m = compare_runs(base, cand).tasks[0].metrics[0]
+    assert (m.metric, m.candidate, m.verdict, m.regression) == ("accuracy", None, "missing in candidate", True)
+    assert main(["compare", str(base), str(cand), "--fail-on-regression"]) == 1
+    assert "FAIL: shapes_vqa accuracy missing in candidate" in capsys.readouterr().out
+
+
 def test_corpus_metric_compares_values_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scores = [1.0, 0.0] * 10
     base = make_run(tmp_path, "base", {"cap": TaskSpec(scores, corpus={"cider": 80.0}, primary="cider")})
@@ -244,3 +253,136 @@ def test_missing_samples_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
 def test_bad_options_are_exit_2(tmp_path: Path, flag: list[str]) -> None:
     base, cand = _pair(tmp_path, TaskSpec([1.0]), TaskSpec([1.0]))
     assert main(["compare", str(base), str(cand), *flag]) == 2
+
+
+# -- real runs: a tiny LLaVA and a damaged copy through `evalkit run` ---------------------------------
+
+def _yes_sayer(folder: Path) -> Path:
+    """A tiny LLaVA wired to answer "yes" to everything: its text layers add nothing to the residual
+    stream, so each next token depends on the last one only, and the embeddings and lm_head chain
+    "ASSISTANT:" -> "y" -> "es" -> </s>. It scores on the yes/no questions whose answer is yes."""
+    import torch
+
+    from evalkit.synthetic.tiny_llava import make_tiny_llava, save_checkpoint
+
+    model, processor = make_tiny_llava(folder, seed=0)
+    tok = processor.tokenizer
+    chain = [tok("x ASSISTANT:").input_ids[-1], *tok.encode("yes", add_special_tokens=False), tok.eos_token_id]
+    text = model.model.language_model
+    with torch.no_grad():
+        for layer in text.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        for i, (prev, nxt) in enumerate(zip(chain, chain[1:], strict=False)):
+            text.embed_tokens.weight[prev].zero_()
+            text.embed_tokens.weight[prev, i] = 1.0
+            model.lm_head.weight[nxt].zero_()
+            model.lm_head.weight[nxt, i] = 50.0
+    save_checkpoint(model, processor, folder)
+    return folder
+
+
+def _damaged_copy(src: Path, dst: Path, prefix: str, row: int | None = None) -> Path:
+    """Copy a checkpoint, zeroing the weights whose hub name starts with ``prefix`` (only ``row`` if given)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    state = load_file(str(src / "model.safetensors"))
+    hit = [k for k in state if k.startswith(prefix)]
+    assert hit, f"no weight named {prefix}* in {src}"
+    for key in hit:
+        if row is None:
+            state[key].zero_()
+        else:
+            state[key][row].zero_()
+    save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
+def _run(model: Path | str, out: Path, *args: str) -> Path:
+    code = main(["run", "--model", str(model), "--output", str(out), "--no-progress", *args])
+    assert code in (0, 1), code
+    (run_dir,) = [p for p in out.iterdir() if (p / "run.json").exists()]
+    return run_dir
+
+
+VQA_ARGS = ("--tasks", "vqav2", "--max-error-rate", "0.5")
+
+
+@pytest.fixture(scope="module")
+def yes_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    good = _yes_sayer(tmp_path_factory.mktemp("models") / "yes")
+    from transformers import AutoTokenizer
+
+    y_token = AutoTokenizer.from_pretrained(good).encode("yes", add_special_tokens=False)[0]
+    bad = _damaged_copy(good, good.parent / "yes-damaged", "language_model.lm_head.weight", row=y_token)
+    return good, bad
+
+
+@pytest.fixture(scope="module")
+def baseline_run(yes_models: tuple[Path, Path], vqav2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run(yes_models[0], tmp_path_factory.mktemp("base-run"), *VQA_ARGS, "--data-dir", str(vqav2_dir))
+
+
+@pytest.mark.slow
+def test_real_drop_from_a_damaged_checkpoint(yes_models: tuple[Path, Path], baseline_run: Path, vqav2_dir: Path,
+                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cand = _run(yes_models[1], tmp_path / "cand", *VQA_ARGS, "--data-dir", str(vqav2_dir), "--batch-size", "3")
+    capsys.readouterr()
+    assert main(["compare", str(baseline_run), str(cand), "--fail-on-regression", "--json", "--show", "3"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    task = report["tasks"]["vqav2_val"]
+    acc = task["metrics"][0]
+    assert acc["metric"] == "accuracy" and acc["baseline"] > 10 and acc["candidate"] == 0.0
+    assert acc["test"]["n"] == 22 and acc["test"]["p_value"] < 0.01 and acc["regression"]
+    yes_no = next(m for m in task["metrics"] if m["metric"] == "accuracy.yes/no")
+    assert yes_no["test"] is not None and yes_no["delta"] == pytest.approx(-yes_no["baseline"])
+    assert task["n_worse"] >= 3 and task["n_better"] == 0
+    flip = task["flips"][0]
+    assert flip["baseline_output"] == "yes" and flip["candidate_output"] != "yes" and "ASSISTANT:" in flip["prompt"]
+    # the same checkpoint, rerun with another batch size, is no regression
+    again = _run(yes_models[0], tmp_path / "again", *VQA_ARGS, "--data-dir", str(vqav2_dir), "--batch-size", "5")
+    assert main(["compare", str(baseline_run), str(again), "--fail-on-regression"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "evalkit" / "reference_model" / "config.json").exists(),
+                    reason="the bundled reference model is not built (make reference-model)")
+def test_real_drop_reference_model_without_projector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evalkit.models import reference_path
+
+    blind = _damaged_copy(reference_path(), tmp_path / "blind", "multi_modal_projector.")
+    base = _run("reference", tmp_path / "base", "--tasks", "shapes_vqa", "--limit", "40")
+    cand = _run(blind, tmp_path / "cand", "--tasks", "shapes_vqa", "--limit", "40")
+    capsys.readouterr()
+    assert main(["compare", str(base), str(cand), "--fail-on-regression", "--json"]) == 1
+    acc = json.loads(capsys.readouterr().out)["tasks"]["shapes_vqa"]["metrics"][0]
+    assert acc["delta"] < -5 and acc["test"]["p_value"] < 0.05
+
+
+@pytest.mark.slow
+def test_ci_gate_script(yes_models: tuple[Path, Path], baseline_run: Path, vqav2_dir: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    workflow = yaml.safe_load((root / "examples/ci/evalkit-gate.yml").read_text())
+    assert any("examples/ci/gate.sh" in step.get("run", "") for step in workflow["jobs"]["gate"]["steps"])
+    env = {**os.environ, "EVALKIT": f"{sys.executable} -m evalkit.cli", "EVALKIT_DATA_DIR": str(vqav2_dir),
+           "EVALKIT_MAX_ERROR_RATE": "0.5"}
+
+    def gate(model: Path, out: Path, baseline: Path = baseline_run) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(root / "examples/ci/gate.sh"), str(model), str(baseline)],
+                              env={**env, "EVALKIT_OUT": str(out)}, capture_output=True, text=True, timeout=300)
+
+    bad = gate(yes_models[1], tmp_path / "bad")  # the pass path is the same script with exit 0 from compare
+    assert bad.returncode == 1, bad.stderr
+    assert "gate: evaluating" in bad.stdout and "FAIL: vqav2_val accuracy" in bad.stdout
+    report = json.loads((tmp_path / "bad" / "compare.json").read_text())
+    assert report["passed"] is False and report["regressions"][0]["task"] == "vqav2_val"
+    assert (tmp_path / "bad" / "compare.txt").read_text().startswith("baseline")
+    missing = gate(yes_models[0], tmp_path / "missing", baseline=tmp_path / "nope")
+    assert missing.returncode == 2 and "no run.json" in missing.stderr

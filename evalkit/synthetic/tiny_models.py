@@ -334,7 +334,9 @@ def build_kosmos2(folder: str | Path) -> Path:
     from transformers import (CLIPImageProcessor, Kosmos2Config, Kosmos2ForConditionalGeneration, Kosmos2Processor,
                               Kosmos2TextConfig, Kosmos2VisionConfig)
 
-    tok = family_tokenizer(add_bos=True, append_eos=False)
+    # The processor writes the 64 image slots as the ids right after <unk>; the pad id must not be among them
+    # (pad ids get no position), so this tokenizer pads with a token of its own at the end of the vocabulary.
+    tok = family_tokenizer(pad="<kosmos_pad>")
     processor = Kosmos2Processor(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
                                  tok)  # adds <grounding>, <phrase>, <object>, <patch_index_*> ...
     vision = Kosmos2VisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
@@ -373,7 +375,7 @@ def build_internvl(folder: str | Path) -> Path:
                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
     config = tf.InternVLConfig(vision_config=vision.to_dict(), text_config=text.to_dict(), image_seq_length=4,
                                image_token_id=token_id(tok, "<IMG_CONTEXT>"), tie_word_embeddings=False)
-    image_processor = tf.GotOcr2ImageProcessor(crop_to_patches=False, size={"height": 32, "width": 32})
+    image_processor = tf.GotOcr2ImageProcessor(crop_to_patches=False, max_patches=1, size={"height": 32, "width": 32})
     processor = tf.InternVLProcessor(image_processor=image_processor, tokenizer=tok,
                                      video_processor=tf.InternVLVideoProcessor(), image_seq_length=4,
                                      chat_template=INTERNVL_TEMPLATE)
