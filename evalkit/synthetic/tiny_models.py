@@ -6,8 +6,12 @@ locally (``tiny_llava.train_tokenizer``) plus the family's special tokens and ch
 saves both with ``save_pretrained`` so the checkpoint loads through the same code path as one from
 the hub (``AutoProcessor`` and the adapter's ``hf_model_class``). Nothing here touches the network.
 
-``build(variant, folder)`` builds one of ``VARIANTS``; the builders themselves live next to each other
-here (shared pieces) and in ``tiny_models_more`` (the larger processors).
+``build(variant, folder)`` builds one of ``VARIANTS`` (a family may have several: BLIP-2 with OPT and with
+Flan-T5, the three Qwen-VL generations, Idefics2 and Idefics3).
+
+Two choices differ from the families' own initialisation, both so that a one-layer random model's greedy
+output depends on its input (a batching test needs varied outputs): weights are redrawn from N(0, 1/fan_in)
+and input and output embeddings are untied.
 """
 
 from __future__ import annotations
@@ -309,7 +313,8 @@ def build_idefics(folder: str | Path, version: str = "idefics3") -> Path:
                           tie_word_embeddings=False).to_dict()
     if v3:
         config = tf.Idefics3Config(vision_config=tf.Idefics3VisionConfig(**vision).to_dict(), text_config=text,
-                                   scale_factor=2, image_token_id=token_id(tok, "<image>"), pad_token_id=tok.pad_token_id)
+                                   scale_factor=2, image_token_id=token_id(tok, "<image>"),
+                                   pad_token_id=tok.pad_token_id)
         size = {"longest_edge": 64}
         image_processor = tf.Idefics3ImageProcessor(do_image_splitting=False, size=size, max_image_size=size)
         processor = tf.Idefics3Processor(image_processor, tok, image_seq_len=4, chat_template=template)
