@@ -276,7 +276,7 @@ class Judge:
                 if self.cache:
                     self.cache.put(key, {"prompt_hash": key, "model": self.config.model, "raw": result.text,
                                          "scores": list(first.scores)})
-            for key, indices in pending.items():
+            for indices in pending.values():
                 for i in indices[1:]:
                     out[i] = replace(out[indices[0]])
             pending = retry

@@ -84,7 +84,8 @@ def _answer_text(rec: Any) -> str:
 
 
 def build_items(runs: list[tuple[Path, Any, dict[str, Any]]], seed: int) -> list[Item]:
-    ids = sorted({i for _, _, samples in runs for i in samples}, key=lambda i: (not i.isdigit(), int(i) if i.isdigit() else 0, i))
+    ids = sorted({i for _, _, samples in runs for i in samples},
+                 key=lambda i: (not i.isdigit(), int(i) if i.isdigit() else 0, i))
     rng = random.Random(seed)
     order: dict[str, list[int]] = {}
     items = []

@@ -297,7 +297,7 @@ class Runner:
         todo = (s for s in data.samples if s.id not in done)
         n_prompt = n_gen = 0
         with task_progress(task.name, data.n, len(done), enabled=self.opts.progress) as advance:
-            for window in self._prefetch(todo, phases):
+            for window in self._prefetch(todo, phases, task):
                 for batch in self._batches(window):
                     with phases.time("generate"):
                         gens = self._generate([p.prompt for p in batch if p.prompt is not None], task)
@@ -343,14 +343,14 @@ class Runner:
         # vLLM schedules by itself: give it large chunks (still bounded, so the store is written as we go).
         return 512 if self.backend.schedules_itself else self.opts.batch_size * 4
 
-    def _prefetch(self, samples: Iterator[Sample], phases: Phases) -> Iterator[list[Prepared]]:
+    def _prefetch(self, samples: Iterator[Sample], phases: Phases, task: Any) -> Iterator[list[Prepared]]:
         """Decode images and build prompts for the next window in a thread while the current one generates."""
         size = self._window_size()
         if not self.opts.prefetch:  # sequential: for measuring what the overlap buys (make bench)
             window: list[Prepared] = []
             for sample in samples:
                 with phases.time("data"):
-                    window.append(self._prepare(sample))
+                    window.append(self._prepare(sample, task.kind))
                 if len(window) >= size:
                     yield window
                     window = []
@@ -367,7 +367,7 @@ class Runner:
                     if stop.is_set():
                         return
                     with phases.time("data"):
-                        window.append(self._prepare(sample))
+                        window.append(self._prepare(sample, task.kind))
                     if len(window) >= size:
                         q.put(window)
                         window = []
@@ -395,7 +395,7 @@ class Runner:
                 except queue.Empty:
                     thread.join(timeout=0.05)
 
-    def _prepare(self, sample: Sample) -> Prepared:
+    def _prepare(self, sample: Sample, kind: str) -> Prepared:
         if sample.load_error is not None:
             return Prepared(sample, error=sample.load_error)
         try:
@@ -403,7 +403,7 @@ class Runner:
         except SampleError as exc:
             return Prepared(sample, error=exc)
         try:
-            prompt = self.adapter.build_prompt(sample, images, self.backend.processor)
+            prompt = self.adapter.build_prompt(sample, images, self.backend.processor, kind=kind)
         except (ValueError, KeyError, TypeError) as exc:
             return Prepared(sample, error=SampleError("prompt", f"{type(exc).__name__}: {exc}"))
         length = self.backend.count_prompt_tokens(prompt) or len(prompt.text)
@@ -461,7 +461,7 @@ class Runner:
             )
             if error is None and gen is not None:
                 try:
-                    rec.parsed = task.parse(self.adapter.parse(gen.text), s.metadata, parse_ctx)
+                    rec.parsed = task.parse(self.adapter.parse(gen.text, kind=task.kind), s.metadata, parse_ctx)
                     rec.scores = task.score(rec)
                 except Exception as exc:  # a scorer bug must not kill a long run; it is recorded and counted
                     error = SampleError("scoring", f"{type(exc).__name__}: {exc}")
@@ -487,7 +487,7 @@ def rescore(run_dir: Path) -> RunRecord:
         records = store.records(name)
         for rec in records:
             if rec.error is None and rec.output is not None:
-                rec.parsed = task.parse(adapter.parse(rec.output), rec.metadata, ctx)
+                rec.parsed = task.parse(adapter.parse(rec.output, kind=task.kind), rec.metadata, ctx)
                 rec.scores = task.score(rec)
         result.metrics = task.aggregate(records)
     return record

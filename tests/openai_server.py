@@ -84,7 +84,8 @@ class FakeOpenAI:
         self._server.server_close()
 
     # -- serving ---------------------------------------------------------------------------------
-    def _handle(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
+    def _handle(self, body: dict[str, Any],
+                headers: dict[str, str]) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
@@ -104,8 +105,9 @@ class FakeOpenAI:
         if self.delay_s:
             time.sleep(self.delay_s)
         text = self.reply(body)
-        words = sum(len(str(p.get("text", p) if isinstance(p, dict) else p).split())
-                    for m in body["messages"] for p in (m["content"] if isinstance(m["content"], list) else [m["content"]]))
+        contents = [m["content"] if isinstance(m["content"], list) else [m["content"]] for m in body["messages"]]
+        parts = [p for content in contents for p in content]
+        words = sum(len(p.get("text", "").split()) if isinstance(p, dict) else len(str(p).split()) for p in parts)
         return 200, {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],

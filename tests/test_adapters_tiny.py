@@ -48,7 +48,7 @@ CASES = [
     Case("blip2_opt", "blip2", "blip-2", "Question: {q} Short answer:", IMG4 + "<s>Question: {q} Short answer:",
          "norm_xyxy"),
     Case("blip2_t5", "blip2", "blip-2", "Question: {q} Short answer:", IMG4 + "Question: {q} Short answer:</s>",
-         "norm_xyxy", batch_xfail=ENC_DEC, run_xfail=ENC_DEC),
+         "norm_xyxy"),
     Case("instructblip", "instructblip", "instructblip", "Question: {q} Short answer:",
          IMG4 + "<s>Question: {q} Short answer:", "norm_xyxy"),
     Case("qwen2_vl", "qwen_vl", "qwen2_vl", QWEN2_CHAT.format(img="<|image_pad|>"),
@@ -67,13 +67,13 @@ CASES = [
          "<|begin_of_text|>User:<fake_token_around_image><global-img>" + IMG4
          + "<fake_token_around_image>{full}<end_of_utterance>\nAssistant:", "norm_xyxy"),
     Case("kosmos2", "kosmos2", "kosmos-2", "Question: {q} Answer:", "Question: {q} Answer:", "kosmos2",
-         batch_xfail=NEEDS_BACKEND_HOOKS.format("hf_max_batch_size (Kosmos-2 positions count left padding)")),
+         ),
     Case("internvl", "internvl", "internvl",
          "<|im_start|>user\n<IMG_CONTEXT>\n{full}<|im_end|>\n<|im_start|>assistant\n",
          "<|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 4 + "</img>\n{full}<|im_end|>\n<|im_start|>assistant\n",
          "internvl"),
     Case("florence2", "florence2", "florence2", "{full}", "<image>" * 17 + "<s>{full}</s>", "florence2",
-         batch_xfail=ENC_DEC, run_xfail=ENC_DEC),
+         ),
 ]
 IDS = [c.variant for c in CASES]
 QUESTION = "What color is the circle?"
@@ -199,4 +199,4 @@ def test_evalkit_run_shapes_vqa(case: Case, folders: dict[str, Path], tmp_path_f
         q = s["metadata"]["question_raw"]
         assert s["prompt"] == case.prompt.format(q=q, full=q + "\nAnswer the question using a single word or phrase.")
         assert s["error"] is None and s["n_generated_tokens"] >= 1
-        assert s["parsed"] == get_adapter(case.family).parse(s["output"])
+        assert s["parsed"] == get_adapter(case.family).parse(s["output"], kind="vqa")

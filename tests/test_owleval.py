@@ -8,18 +8,17 @@ import json
 from pathlib import Path
 
 import pytest
+from evalkit.tasks import get_task
+from evalkit.tasks.base import Task, TaskContext
+from evalkit.tasks.owleval import Question, _ratio, read_questions
+from openai_server import FakeOpenAI, last_user_text
 
+from evalkit.backends.openai import EndpointConfig
 from evalkit.cli import main
 from evalkit.errors import UsageError
 from evalkit.judge import Judge, JudgeConfig, PairwiseReview, parse_scores
-from evalkit.backends.openai import EndpointConfig
 from evalkit.results import SampleRecord
 from evalkit.synthetic.owleval_fixture import REAL_DIALOGUES, write_owleval
-from evalkit.tasks import get_task
-from evalkit.tasks.base import Task, TaskContext
-from evalkit.tasks.owleval import OwlEvalTask, Question, _ratio, read_questions
-
-from openai_server import FakeOpenAI, last_user_text
 
 HOOKS = hasattr(Task, "followups") and hasattr(Task, "score_records")
 needs_hooks = pytest.mark.skipif(not HOOKS, reason="needs the runner's followups/score_records hooks")
@@ -276,6 +275,28 @@ def test_dialogues_are_asked_turn_by_turn_with_the_models_own_answers(owl_data: 
 
 
 @needs_hooks
+def test_resume_continues_dialogues_from_the_stored_answers(owl_data: Path, tmp_path: Path) -> None:
+    counter = iter(range(1000))
+    with FakeOpenAI(reply=lambda body: f"first #{next(counter)}") as server:
+        _, run_dir = run_owleval(owl_data, tmp_path / "out", server.url)
+        lines = (run_dir / "samples" / "owleval.jsonl").read_text().splitlines(keepends=True)
+        kept = {json.loads(line)["id"] for line in lines[:7]}  # all first turns, one second turn
+        (run_dir / "samples" / "owleval.jsonl").write_text("".join(lines[:7]))
+        record = json.loads((run_dir / "run.json").read_text())
+        record["status"] = "interrupted"
+        (run_dir / "run.json").write_text(json.dumps(record))
+        server.reply, before = (lambda body: "resumed"), len(server.requests)
+        code, again = run_owleval(owl_data, tmp_path / "out", server.url, "--resume")
+    recs = samples(again)
+    assert code == 0 and again == run_dir and len(recs) == 10 and len(server.requests) - before == 3
+    assert {i for i, r in recs.items() if r["output"] == "resumed"} == set(recs) - kept
+    for rec in recs.values():
+        meta = rec["metadata"]
+        earlier = [recs[str(q)]["output"] for q in range(meta["dialogue"], meta["question_id"])]
+        assert [m["content"] for m in json.loads(rec["prompt"])[1::2]] == earlier
+
+
+@needs_hooks
 def test_judge_failure_is_counted_and_excluded(owl_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def reply(body: dict) -> str:
         if not is_judge(body):
@@ -291,6 +312,26 @@ def test_judge_failure_is_counted_and_excluded(owl_data: Path, tmp_path: Path, m
     assert all(r["output"] == "answer" and r["metadata"]["judge"]["status"] == "failed" for r in failed)
     metric = result["metrics"]["relative_score"]
     assert metric["n"] == len(recs) - len(failed) and metric["value"] == pytest.approx(100 * 6 / 9, abs=1e-3)
+
+
+def _served_prefix() -> bool:
+    from evalkit.models import resolve_model
+
+    try:
+        return resolve_model("openai:x").checkpoint == "x"
+    except UsageError:
+        return False
+
+
+@pytest.mark.skipif(not _served_prefix(), reason="needs the openai:<served-model> name in evalkit/models.py")
+def test_served_model_names() -> None:
+    from evalkit.models import resolve_model
+
+    spec = resolve_model("openai:meta-llama/Llama-3.2-11B-Vision-Instruct")
+    assert (spec.family, spec.checkpoint) == ("openai", "meta-llama/Llama-3.2-11B-Vision-Instruct")
+    assert resolve_model("openai").checkpoint == "gpt-4o"
+    with pytest.raises(UsageError, match="name the served model"):
+        resolve_model("openai:")
 
 
 # -- human rating ----------------------------------------------------------------------------------

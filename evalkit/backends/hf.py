@@ -52,6 +52,7 @@ class HfBackend(Backend):
         self.device = pick_device(self.config.device)
         self.dtype = pick_dtype(self.config.dtype, self.device)
         torch.manual_seed(self.config.seed)
+        self.adapter.check_load_options(self.config.trust_remote_code)
         kwargs: dict[str, Any] = {"revision": self.spec.revision, "trust_remote_code": self.config.trust_remote_code}
         model_cls = getattr(transformers, self.adapter.hf_model_class)
         try:
@@ -61,7 +62,7 @@ class HfBackend(Backend):
             raise UsageError(f"cannot load model {self.spec.checkpoint!r}: {str(exc).splitlines()[0]}") from exc
         self.model.to(self.device).eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        self.tokenizer.padding_side = "left"
+        self.tokenizer.padding_side = self.adapter.padding_side(self.model)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         gen_cfg = self.model.generation_config
@@ -104,9 +105,10 @@ class HfBackend(Backend):
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Generation]:
         import torch
 
-        texts = [p.text for p in prompts]
-        images = [img for p in prompts for img in p.images]
-        inputs = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        limit = self.adapter.hf_max_batch_size
+        if limit is not None and len(prompts) > limit:
+            return [g for i in range(0, len(prompts), limit) for g in self.generate(prompts[i : i + limit], settings)]
+        inputs = self.processor(**self.adapter.processor_inputs(prompts), return_tensors="pt", padding=True)
         inputs = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
@@ -116,7 +118,7 @@ class HfBackend(Backend):
             out = self.model.generate(
                 **inputs, generation_config=self._generation_config(settings), tokenizer=self.tokenizer
             )
-        prompt_len = inputs["input_ids"].shape[1]
+        prompt_len = self.adapter.output_offset(self.model, inputs["input_ids"].shape[1])
         n_prompt = inputs["attention_mask"].sum(dim=1).tolist()
         return [self._finish(row[prompt_len:].tolist(), int(n), settings) for row, n in zip(out, n_prompt)]
 
@@ -127,7 +129,7 @@ class HfBackend(Backend):
             if tok in self.eos_ids:
                 ids, finish = ids[: i + 1], "eos"
                 break
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = self.tokenizer.decode(ids, skip_special_tokens=self.adapter.skip_special_tokens)
         for stop in settings.stop:
             cut = text.find(stop)
             if cut >= 0:

@@ -431,7 +431,8 @@ class OpenAIBackend(Backend):
                 payloads.append(self.payload(prompt, settings))
             except (ValueError, KeyError, TypeError, SampleError) as exc:
                 payloads.append(None)
-                failed[i] = exc if isinstance(exc, SampleError) else SampleError("prompt", f"{type(exc).__name__}: {exc}")
+                failed[i] = exc if isinstance(exc, SampleError) else SampleError(
+                    "prompt", f"{type(exc).__name__}: {exc}")
         results = iter(self.client.complete([p for p in payloads if p is not None]))
         out = []
         for i, payload in enumerate(payloads):
