@@ -9,17 +9,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from evalkit.adapters import get_adapter
 from openai_server import FakeOpenAI, last_user_text
 from PIL import Image
 
+from evalkit.adapters import get_adapter
 from evalkit.backends import BACKENDS, BackendConfig
-from evalkit.backends.openai import (
-    ChatProcessor,
-    EndpointConfig,
-    OpenAIBackend,
-    request_messages,
-)
+from evalkit.backends.openai import ChatProcessor, EndpointConfig, OpenAIBackend, request_messages
 from evalkit.errors import UsageError
 from evalkit.models import ModelSpec
 from evalkit.types import GenerationSettings, ImageRef, Sample, Turn

@@ -8,9 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from evalkit.tasks import get_task
-from evalkit.tasks.base import Task, TaskContext
-from evalkit.tasks.owleval import Question, _ratio, read_questions
 from openai_server import FakeOpenAI, last_user_text
 
 from evalkit.backends.openai import EndpointConfig
@@ -19,6 +16,9 @@ from evalkit.errors import UsageError
 from evalkit.judge import Judge, JudgeConfig, PairwiseReview, parse_scores
 from evalkit.results import SampleRecord
 from evalkit.synthetic.owleval_fixture import REAL_DIALOGUES, write_owleval
+from evalkit.tasks import get_task
+from evalkit.tasks.base import Task, TaskContext
+from evalkit.tasks.owleval import Question, _ratio, read_questions
 
 HOOKS = hasattr(Task, "followups") and hasattr(Task, "score_records")
 needs_hooks = pytest.mark.skipif(not HOOKS, reason="needs the runner's followups/score_records hooks")
@@ -53,9 +53,12 @@ def judge_question(body: dict) -> str:
 
 
 def run_owleval(data: Path, out: Path, url: str, *extra: str) -> tuple[int, Path]:
+    """`evalkit run` of owleval; (exit code, the run folder it wrote)."""
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/run.json")} if out.exists() else {}
     code = main(["run", "--model", "openai", "--backend", "openai", "--tasks", "owleval", "--data-dir", str(data),
                  "--output", str(out), "--no-progress", "--backend-args", f"base_url={url},{FAST}", *extra])
-    return code, sorted(p for p in out.iterdir() if (p / "run.json").exists())[-1]
+    [run_json] = [p for p in out.glob("*/run.json") if before.get(p) != p.stat().st_mtime_ns]
+    return code, run_json.parent
 
 
 def samples(run_dir: Path) -> dict[str, dict]:
