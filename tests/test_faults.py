@@ -22,8 +22,22 @@ def cli_args(tiny: Path, data: Path, out: Path, *extra: str) -> list[str]:
             "--no-progress", "--max-error-rate", "1", *extra]
 
 
+# The child slows each batch by 0.15 s so a kill lands mid-run however fast the machine is.
+SLOW_CLI = (
+    "import sys, time\n"
+    "from evalkit.backends.hf import HfBackend\n"
+    "real = HfBackend.generate\n"
+    "def slow(self, prompts, settings):\n"
+    "    time.sleep(0.15)\n"
+    "    return real(self, prompts, settings)\n"
+    "HfBackend.generate = slow\n"
+    "from evalkit.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "evalkit.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", SLOW_CLI, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 

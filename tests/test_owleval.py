@@ -214,6 +214,26 @@ def test_identical_reviews_are_asked_once_and_images_change_the_hash(tmp_path: P
     assert verdicts[0].prompt_hash == verdicts[1].prompt_hash != verdicts[2].prompt_hash
 
 
+def test_judge_rejected_key_stops_scoring(tmp_path: Path) -> None:
+    with FakeOpenAI() as server:
+        server.script(401)
+        with pytest.raises(UsageError, match="rejected the API key"):
+            _judge(server.url, tmp_path).review([PairwiseReview(question="q", answer_1="a", answer_2="b")])
+
+
+def test_judge_options_from_the_cli_and_the_environment(tmp_path: Path) -> None:
+    cfg = JudgeConfig.from_options("gpt-4o", "http://h:1/v1", {"images": "false", "temperature": 0,
+                                                               "max_concurrency": 2})
+    assert (cfg.with_images, cfg.temperature, cfg.endpoint.max_concurrency, cfg.endpoint.base_url) == (
+        False, 0.0, 2, "http://h:1/v1")
+    assert JudgeConfig.from_env({}) is None
+    env = {"EVALKIT_JUDGE_MODEL": "m", "EVALKIT_JUDGE_CACHE": "off", "EVALKIT_JUDGE_API_KEY_ENV": "JUDGE_KEY"}
+    cfg = JudgeConfig.from_env(env)
+    assert (cfg.model, cfg.cache_dir, cfg.endpoint.api_key_env, cfg.with_images) == ("m", None, "JUDGE_KEY", True)
+    with pytest.raises(UsageError, match="never pass the API key"):
+        JudgeConfig.from_options("m", None, {"api_key": "sk-x"})
+
+
 # -- runs ----------------------------------------------------------------------------------------
 
 

@@ -123,17 +123,23 @@ class HfBackend(Backend):
         return [self._finish(row[prompt_len:].tolist(), int(n), settings) for row, n in zip(out, n_prompt)]
 
     def _finish(self, ids: list[int], n_prompt: int, settings: GenerationSettings) -> Generation:
-        """Cut at the first end-of-sequence token (padding follows it) and at the first stop string."""
+        """Cut at the first end-of-sequence token and at the first stop string (padding follows either)."""
         finish = "length"
         for i, tok in enumerate(ids):
             if tok in self.eos_ids:
                 ids, finish = ids[: i + 1], "eos"
                 break
-        text = self.tokenizer.decode(ids, skip_special_tokens=self.adapter.skip_special_tokens)
-        for stop in settings.stop:
-            cut = text.find(stop)
-            if cut >= 0:
-                text, finish = text[:cut], "stop"
+        skip = self.adapter.skip_special_tokens
+        text = self.tokenizer.decode(ids, skip_special_tokens=skip)
+        cuts = [(text.find(stop), stop) for stop in settings.stop if stop and stop in text]
+        if cuts:
+            cut, stop = min(cuts)
+            text, finish = text[:cut], "stop"
+            # Keep the tokens up to the one that completed the stop string (as vLLM counts them).
+            for end in range(1, len(ids) + 1):
+                if stop in self.tokenizer.decode(ids[:end], skip_special_tokens=skip):
+                    ids = ids[:end]
+                    break
         return Generation(text=text, token_ids=ids, n_prompt_tokens=n_prompt, n_generated_tokens=len(ids),
                           finish_reason=finish)
 

@@ -318,7 +318,7 @@ class ChatClient:
                 except httpx.TimeoutException:
                     error, wait_hint = f"timed out after {cfg.timeout_s:g}s", 0.0
                 except httpx.TransportError as exc:
-                    error, wait_hint = f"connection error ({type(exc).__name__})", 0.0
+                    error, wait_hint = f"connection error to {cfg.host} ({type(exc).__name__})", 0.0
                 else:
                     status = response.status_code
                     if status == 200:
