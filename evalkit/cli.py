@@ -67,6 +67,11 @@ def _add_run(sub: Any) -> None:
                    help="exit 1 when a task's share of failed samples exceeds this (default 0)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--judge", default=None, metavar="MODEL",
+                   help="LLM judge for judged tasks (owleval), on an OpenAI-compatible endpoint")
+    p.add_argument("--judge-url", default=None, metavar="URL", help="the judge's API root (default: OpenAI)")
+    p.add_argument("--judge-args", type=_key_values, default={},
+                   help="judge options key=value,...: api_key_env, max_concurrency, images, temperature")
     p.set_defaults(func=cmd_run)
 
 
@@ -82,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit, data_dir=args.data_dir, output=args.output, resume=args.resume, seed=args.seed,
         device=args.device, dtype=args.dtype, revision=args.revision, backend_args=args.backend_args,
         max_error_rate=args.max_error_rate, trust_remote_code=args.trust_remote_code,
-        progress=not args.no_progress,
+        progress=not args.no_progress, judge=_judge(args),
     )
     try:
         record, run_dir = Runner(opts).run()
@@ -96,6 +101,15 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{run_dir}/samples/*.jsonl)", file=sys.stderr)
         return 1
     return 0
+
+
+def _judge(args: argparse.Namespace) -> Any:
+    """The JudgeConfig of --judge/--judge-url/--judge-args, or None (then EVALKIT_JUDGE_* apply)."""
+    if not args.judge:
+        return None
+    from evalkit.judge import JudgeConfig
+
+    return JudgeConfig.from_options(args.judge, args.judge_url, args.judge_args)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -128,7 +142,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from evalkit.runner import rescore
 
     stored = read_run(args.run_dir)
-    fresh = rescore(args.run_dir)
+    fresh = rescore(args.run_dir, judge=_judge(args))
     differ = [n for n in stored.tasks if stored.tasks[n].metrics != fresh.tasks[n].metrics]
     for name, result in fresh.tasks.items():
         metric = result.metrics.get(result.primary_metric)
@@ -155,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--check", action="store_true", help="exit 1 if the stored metrics are not reproduced")
     p.add_argument("--write", action="store_true", help="write the recomputed metrics into run.json")
+    p.add_argument("--judge", default=None, metavar="MODEL",
+                   help="LLM judge for judged tasks (owleval), on an OpenAI-compatible endpoint")
+    p.add_argument("--judge-url", default=None, metavar="URL", help="the judge's API root (default: OpenAI)")
+    p.add_argument("--judge-args", type=_key_values, default={},
+                   help="judge options key=value,...: api_key_env, max_concurrency, images, temperature")
     p.set_defaults(func=cmd_score)
     from evalkit import commands
 

@@ -95,6 +95,11 @@ def resolve_model(name: str, revision: str | None = None) -> ModelSpec:
         if not (path / "config.json").is_file():
             raise UsageError(f"the bundled reference model is missing at {path}; run `make reference-model`")
         return ModelSpec(REFERENCE, "llava", str(path), str(path), model_type="llava")
+    family, sep, served = name.partition(":")
+    if sep and family == "openai":  # a served model: "openai:<the name the server knows it by>"
+        if not served.strip():
+            raise UsageError(f"--model {name!r}: name the served model after 'openai:' (e.g. openai:gpt-4o)")
+        return ModelSpec(name, "openai", served.strip(), served.strip(), revision)
     if name in ADAPTERS:
         adapter = ADAPTERS.get(name)
         return ModelSpec(name, adapter.family, adapter.default_checkpoint, adapter.default_checkpoint, revision)

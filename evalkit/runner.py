@@ -9,6 +9,7 @@ uninterrupted one give identical results, and ``evalkit score`` can recompute th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import platform
 import queue
@@ -53,6 +54,7 @@ class RunOptions:
     max_error_rate: float = 0.0
     trust_remote_code: bool = False
     progress: bool = True
+    judge: Any = None  # evalkit.judge.JudgeConfig for judged tasks (--judge), else None
     prefetch: bool = True  # decode/prepare the next window in a thread while the current one generates
 
 
@@ -189,6 +191,9 @@ class Runner:
             raise UsageError(f"the {self.spec.family} family does not run on --backend {opts.backend}; "
                              f"use --backend {self.adapter.backends[0]}")
         self.tasks = [get_task(name) for name in opts.tasks]
+        for task in self.tasks:
+            if opts.judge is not None and hasattr(task, "judge_config"):
+                task.judge_config = opts.judge
         backend_cls = BACKENDS.get(opts.backend)
         cfg = BackendConfig(batch_size=opts.batch_size, device=opts.device, dtype=opts.dtype, seed=opts.seed,
                             trust_remote_code=opts.trust_remote_code, extra=dict(opts.backend_args))
@@ -294,20 +299,32 @@ class Runner:
             done = store.done_ids(task.name)
         parse_ctx = ParseContext(box_format=self.adapter.box_format_for(self.spec.model_type))
         self.effective_batch = self.opts.batch_size
-        todo = (s for s in data.samples if s.id not in done)
+        todo: Iterator[Sample] = (s for s in data.samples if s.id not in done)
         n_prompt = n_gen = 0
         with task_progress(task.name, data.n, len(done), enabled=self.opts.progress) as advance:
-            for window in self._prefetch(todo, phases, task):
-                for batch in self._batches(window):
-                    with phases.time("generate"):
-                        gens = self._generate([p.prompt for p in batch if p.prompt is not None], task)
-                    with phases.time("score"):
-                        records = self._records(task, batch, gens, parse_ctx)
-                    with phases.time("write"):
-                        store.append(task.name, records)
-                    n_prompt += sum(g.n_prompt_tokens for g in gens)
-                    n_gen += sum(g.n_generated_tokens for g in gens)
-                    advance(len(batch))
+            while True:
+                for window in self._prefetch(todo, phases, task):
+                    for batch in self._batches(window):
+                        with phases.time("generate"):
+                            gens = self._generate([p.prompt for p in batch if p.prompt is not None], task)
+                        with phases.time("score"):
+                            records = self._records(task, batch, gens, parse_ctx)
+                        with phases.time("write"):
+                            store.append(task.name, records)
+                        n_prompt += sum(g.n_prompt_tokens for g in gens)
+                        n_gen += sum(g.n_generated_tokens for g in gens)
+                        advance(len(batch))
+                # Multi-turn tasks: the next turns of each dialogue, asked once the earlier answers are stored.
+                if not task.multi_turn:
+                    break
+                with phases.time("data"):
+                    stored = store.records(task.name)
+                    seen = {r.id for r in stored}
+                    todo = iter([s for s in task.followups(stored) if s.id not in seen])
+                    first = next(todo, None)
+                if first is None:
+                    break
+                todo = itertools.chain([first], todo)
         with phases.time("score"):
             records = store.records(task.name)
             metrics = task.aggregate(records)
@@ -447,7 +464,8 @@ class Runner:
 
     def _records(self, task: Any, batch: list[Prepared], gens: list[Generation], parse_ctx: Any) -> list[SampleRecord]:
         it = iter(gens)
-        out = []
+        out: list[SampleRecord] = []
+        parsed: list[SampleRecord] = []
         for item in batch:
             s = item.sample
             gen = next(it) if item.prompt is not None else None
@@ -462,18 +480,28 @@ class Runner:
             if error is None and gen is not None:
                 try:
                     rec.parsed = task.parse(self.adapter.parse(gen.text, kind=task.kind), s.metadata, parse_ctx)
-                    rec.scores = task.score(rec)
-                except Exception as exc:  # a scorer bug must not kill a long run; it is recorded and counted
+                    parsed.append(rec)
+                except Exception as exc:  # a parser bug must not kill a long run; it is recorded and counted
                     error = SampleError("scoring", f"{type(exc).__name__}: {exc}")
             if error is not None:
-                rec.error, rec.error_category = error.message, error.category
-                rec.scores = {}
+                _fail(rec, error)
             out.append(rec)
+        # Scored together: an LLM-judged task reviews the whole batch concurrently.
+        for rec, outcome in zip(parsed, task.score_records(parsed)):
+            if isinstance(outcome, SampleError):
+                _fail(rec, outcome)
+            else:
+                rec.scores = outcome
         return out
 
 
-def rescore(run_dir: Path) -> RunRecord:
-    """Recompute every task's metrics from the stored samples (``evalkit score``)."""
+def _fail(rec: SampleRecord, error: SampleError) -> None:
+    rec.error, rec.error_category, rec.scores = error.message, error.category, {}
+
+
+def rescore(run_dir: Path, judge: Any = None) -> RunRecord:
+    """Recompute every task's metrics from the stored samples (``evalkit score``); ``judge``: a JudgeConfig
+    for judged tasks (--judge). Samples whose judgement failed are judged again."""
     from evalkit.adapters import get_adapter
     from evalkit.tasks import get_task
     from evalkit.tasks.base import ParseContext
@@ -483,11 +511,18 @@ def rescore(run_dir: Path) -> RunRecord:
     adapter = get_adapter(record.model.family)
     for name, result in record.tasks.items():
         task = get_task(name)
+        if judge is not None and hasattr(task, "judge_config"):
+            task.judge_config = judge
         ctx = ParseContext(box_format=adapter.box_format_for(record.model.model_type))
         records = store.records(name)
-        for rec in records:
-            if rec.error is None and rec.output is not None:
-                rec.parsed = task.parse(adapter.parse(rec.output, kind=task.kind), rec.metadata, ctx)
-                rec.scores = task.score(rec)
+        todo = [r for r in records if r.output is not None and (r.error is None or r.error_category == "judge")]
+        for rec in todo:
+            rec.parsed = task.parse(adapter.parse(rec.output, kind=task.kind), rec.metadata, ctx)
+            rec.error = rec.error_category = None
+        for rec, outcome in zip(todo, task.score_records(todo)):
+            if isinstance(outcome, SampleError):
+                _fail(rec, outcome)
+            else:
+                rec.scores = outcome
         result.metrics = task.aggregate(records)
     return record

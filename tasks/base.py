@@ -51,6 +51,8 @@ class Task(ABC):
     description: str = ""
     # Metrics reported as percentages (x100); per-sample scores stay in [0, 1].
     percent: bool = True
+    # Dialogues whose later turns need the model's earlier answers: the runner asks ``followups`` for them.
+    multi_turn: bool = False
 
     @abstractmethod
     def load(self, ctx: TaskContext) -> TaskData:
@@ -62,6 +64,24 @@ class Task(ABC):
     @abstractmethod
     def score(self, record: SampleRecord) -> dict[str, float | None]:
         """Per-sample scores in [0, 1] from ``record.parsed`` and ``record.target``."""
+
+    def score_records(self, records: list[SampleRecord]) -> list[dict[str, float | None] | SampleError]:
+        """Scores of several records, or the SampleError of each that cannot be scored (the runner's entry
+        point). Default: ``score`` one by one; an LLM-judged task overrides it to judge them concurrently."""
+        out: list[dict[str, float | None] | SampleError] = []
+        for record in records:
+            try:
+                out.append(self.score(record))
+            except SampleError as exc:
+                out.append(exc)
+            except Exception as exc:  # a scorer bug must not kill a long run; it is recorded and counted
+                out.append(SampleError("scoring", f"{type(exc).__name__}: {exc}"))
+        return out
+
+    def followups(self, records: list[SampleRecord]) -> list[Sample]:
+        """Multi-turn tasks: the samples that can be asked now that ``records`` (all stored so far) exist.
+        The runner calls it after each pass until nothing new comes back."""
+        return []
 
     def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
         """Mean and stderr of each per-sample score over the samples that did not fail."""
