@@ -72,6 +72,10 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--judge-url", default=None, metavar="URL", help="the judge's API root (default: OpenAI)")
     p.add_argument("--judge-args", type=_key_values, default={},
                    help="judge options key=value,...: api_key_env, max_concurrency, images, temperature")
+    p.add_argument("--data-parallel", type=_positive_int, default=1, metavar="N",
+                   help="N model replicas on Ray (one GPU each where the cluster has GPUs); needs evalkit[ray]")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster for the replicas (auto, HOST:6379); default: RAY_ADDRESS, else a local Ray")
     p.set_defaults(func=cmd_run)
 
 
@@ -90,7 +94,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress, judge=_judge(args),
     )
     try:
-        record, run_dir = Runner(opts).run()
+        if args.data_parallel > 1 or args.ray_address:
+            from evalkit.distributed import DataParallelOptions, DataParallelRunner
+
+            dp = DataParallelOptions(replicas=args.data_parallel, address=args.ray_address)
+            record, run_dir = DataParallelRunner(opts, dp).run()
+        else:
+            record, run_dir = Runner(opts).run()
     except Interrupted as exc:
         print(f"evalkit: {exc}", file=sys.stderr)
         return 130

@@ -66,6 +66,18 @@ class Telemetry(_Model):
     n_generated_tokens: int = 0
 
 
+class ReplicaTelemetry(Telemetry):
+    """One data-parallel replica's share of a task (or, in ``RunRecord.replicas``, of the whole run).
+
+    ``wall_s`` is the time the replica was busy with work units; token rates are per its own generate time.
+    """
+
+    replica: int = Field(description="replica index, 0..N-1 (a restarted replica keeps its index)")
+    node: str | None = Field(default=None, description="IP address of the node the replica ran on (last one)")
+    n: int = Field(default=0, description="samples this replica evaluated")
+    restarts: int = Field(default=0, description="times the replica died and was restarted")
+
+
 class DatasetInfo(_Model):
     id: str
     split: str
@@ -86,6 +98,8 @@ class TaskResult(_Model):
     dataset: DatasetInfo
     generation: dict[str, Json] = Field(default_factory=dict, description="effective decoding settings")
     telemetry: Telemetry = Field(default_factory=Telemetry)
+    replicas: list[ReplicaTelemetry] | None = Field(
+        default=None, description="data-parallel runs: each replica's share (telemetry above is the aggregate)")
     notes: list[str] = Field(default_factory=list)
     artifacts: dict[str, str] = Field(default_factory=dict, description="extra files, relative to the run folder")
 
@@ -109,6 +123,7 @@ class RunConfig(_Model):
     data_dir: str | None = None
     backend_args: dict[str, Json] = Field(default_factory=dict)
     max_error_rate: float = 0.0
+    data_parallel: int = Field(default=1, description="model replicas (--data-parallel) in the latest session")
 
 
 class RunRecord(_Model):
@@ -123,6 +138,8 @@ class RunRecord(_Model):
     environment: dict[str, str | None] = Field(default_factory=dict)
     tasks: dict[str, TaskResult] = Field(default_factory=dict)
     telemetry: Telemetry = Field(default_factory=Telemetry)
+    replicas: list[ReplicaTelemetry] | None = Field(
+        default=None, description="data-parallel runs: each replica over the whole run, model load included")
 
 
 def json_schema() -> dict[str, Any]:

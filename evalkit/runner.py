@@ -215,7 +215,7 @@ class Runner:
             if diff:
                 raise UsageError(f"--resume: the unfinished run {run_dir} differs in {', '.join(diff)}; "
                                  "rerun without --resume to start a new run")
-            old.status, old.config = "running", cfg
+            old.status, old.config, old.replicas = "running", cfg, None  # replicas: of the latest session
             return old, run_dir
         if opts.resume:
             log.warning("--resume: no unfinished run of %s in %s; starting a new run", self.spec.name, opts.output)
@@ -290,30 +290,23 @@ class Runner:
     # -- task level ------------------------------------------------------------------------------
     def evaluate(self, task: Any, store: SampleStore, run_dir: Path, mem: PeakMemory) -> TaskResult:
         from evalkit.progress import task_progress
-        from evalkit.tasks.base import ParseContext
 
         phases = Phases()
         wall0 = time.perf_counter()
         data = self.data[task.name]
         with phases.time("data"):
             done = store.done_ids(task.name)
-        parse_ctx = ParseContext(box_format=self.adapter.box_format_for(self.spec.model_type))
         self.effective_batch = self.opts.batch_size
         todo: Iterator[Sample] = (s for s in data.samples if s.id not in done)
         n_prompt = n_gen = 0
         with task_progress(task.name, data.n, len(done), enabled=self.opts.progress) as advance:
             while True:
-                for window in self._prefetch(todo, phases, task):
-                    for batch in self._batches(window):
-                        with phases.time("generate"):
-                            gens = self._generate([p.prompt for p in batch if p.prompt is not None], task)
-                        with phases.time("score"):
-                            records = self._records(task, batch, gens, parse_ctx)
-                        with phases.time("write"):
-                            store.append(task.name, records)
-                        n_prompt += sum(g.n_prompt_tokens for g in gens)
-                        n_gen += sum(g.n_generated_tokens for g in gens)
-                        advance(len(batch))
+                for records, batch_prompt, batch_gen in self.produce(task, todo, phases):
+                    with phases.time("write"):
+                        store.append(task.name, records)
+                    n_prompt += batch_prompt
+                    n_gen += batch_gen
+                    advance(len(records))
                 # Multi-turn tasks: the next turns of each dialogue, asked once the earlier answers are stored.
                 if not task.multi_turn:
                     break
@@ -355,6 +348,24 @@ class Runner:
             errors_by_category=errors, dataset=data.dataset, generation=generation, telemetry=telemetry,
             notes=notes, artifacts=artifacts,
         )
+
+    def produce(self, task: Any, samples: Iterator[Sample],
+                phases: Phases) -> Iterator[tuple[list[SampleRecord], int, int]]:
+        """Prepare, generate, parse and score ``samples``, in windows of ``_window_size()``.
+
+        Yields each finished batch as (records, prompt tokens, generated tokens); the caller stores them.
+        The unit of work shared by ``evaluate`` and the data-parallel replicas (evalkit.distributed).
+        """
+        from evalkit.tasks.base import ParseContext
+
+        parse_ctx = ParseContext(box_format=self.adapter.box_format_for(self.spec.model_type))
+        for window in self._prefetch(samples, phases, task):
+            for batch in self._batches(window):
+                with phases.time("generate"):
+                    gens = self._generate([p.prompt for p in batch if p.prompt is not None], task)
+                with phases.time("score"):
+                    records = self._records(task, batch, gens, parse_ctx)
+                yield records, sum(g.n_prompt_tokens for g in gens), sum(g.n_generated_tokens for g in gens)
 
     def _window_size(self) -> int:
         # vLLM schedules by itself: give it large chunks (still bounded, so the store is written as we go).

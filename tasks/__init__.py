@@ -7,6 +7,7 @@ Names: benchmark first, split last (``vqav2_val``). A bare benchmark name means 
 from __future__ import annotations
 
 from evalkit.errors import UsageError
+from evalkit.lmms_results import PREFIX as LMMS_PREFIX  # "lmms:<task>": installed lmms-eval tasks, resolved lazily
 from evalkit.registry import Registry
 
 from .base import Task, TaskContext
@@ -60,14 +61,18 @@ def expand_tasks(spec: str) -> list[str]:
         part = part.strip()
         if not part:
             raise UsageError(f"--tasks {spec!r} has an empty item; write names separated by single commas")
-        if part in GROUPS:
+        if part.startswith(LMMS_PREFIX):  # an installed lmms-eval task, group or tag (evalkit.lmms_bridge)
+            from evalkit.lmms_bridge import expand
+
+            members = tuple(expand(part))
+        elif part in GROUPS:
             members = GROUPS[part]
         elif part in ALIASES:
             members = (ALIASES[part],)
         else:
             members = (part,)
         for name in members:
-            if name not in TASKS:
+            if name not in TASKS and not name.startswith(LMMS_PREFIX):
                 TASKS.meta(name)  # raises UsageError with "did you mean"
             if name not in names:
                 names.append(name)
@@ -75,6 +80,10 @@ def expand_tasks(spec: str) -> list[str]:
 
 
 def get_task(name: str) -> Task:
+    if name.startswith(LMMS_PREFIX):
+        from evalkit.lmms_bridge import lmms_task
+
+        return lmms_task(name)
     return TASKS.get(name)()
 
 
