@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch/torchvision pins: these releases install from this project's machines' local disk; override on others.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint reference-model clean browser vllm
+.PHONY: install demo test bench lint reference-model clean browser vllm test-extras
 
 install: $(VENV)/.installed
 
@@ -33,8 +33,18 @@ demo: install
 	$(BIN)/evalkit run --model reference --tasks shapes --batch-size 16 --output results/demo
 	$(BIN)/evalkit leaderboard results/
 
-test: install browser
+test: install test-extras browser
 	$(BIN)/python -m pytest
+
+# Only the tests need these: Ray (--data-parallel tests) and lmms-eval for the bridge/parity tests. lmms-eval's
+# full dependency list (wandb, openai, ...) is not needed by the bridge: its lean install (docs/lmms_eval.md).
+test-extras: $(VENV)/.test-extras
+
+$(VENV)/.test-extras: $(VENV)/.installed
+	$(BIN)/python -m pip install -q "ray>=2.40"
+	$(BIN)/python -m pip install -q --no-deps lmms-eval==0.7.3
+	$(BIN)/python -m pip install -q datasets pytz tenacity evaluate sacrebleu
+	touch $@
 
 # Debian's Chromium for the leaderboard's headless-browser test (skipped, with its reason, where it cannot install).
 browser:

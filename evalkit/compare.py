@@ -55,6 +55,7 @@ class RunSide:
     path: Path
     run_dir: Path
     record: RunRecord
+    results_file: Path | None = None  # lmms-eval output (evalkit.lmms_results): its samples files are read
 
     def describe(self) -> dict[str, Any]:
         m = self.record.model
@@ -149,10 +150,15 @@ class Comparison:
 # -- loading ------------------------------------------------------------------------------------------
 
 def load_side(path: Path) -> RunSide:
-    """A run folder or a run.json; a missing or malformed file is a UsageError (exit 2)."""
+    """A run folder or a run.json (or lmms-eval output: a *_results.json or its folder); a missing or malformed
+    file is a UsageError (exit 2)."""
+    from evalkit.lmms_results import find_results_file, read_lmms_run
     from evalkit.results import read_run
 
     path = Path(path)
+    lmms_file = find_results_file(path)
+    if lmms_file is not None:
+        return RunSide(path=path, run_dir=lmms_file.parent, record=read_lmms_run(lmms_file), results_file=lmms_file)
     record = read_run(path)
     return RunSide(path=path, run_dir=path if path.is_dir() else path.parent, record=record)
 
@@ -160,6 +166,13 @@ def load_side(path: Path) -> RunSide:
 def _samples(side: RunSide, task: str, result: TaskResult) -> list[SampleRecord]:
     from evalkit.results import read_samples
 
+    if side.results_file is not None:
+        from evalkit.lmms_results import read_lmms_samples, samples_file
+
+        records = read_lmms_samples(side.results_file, task)
+        if not records and result.n > 0:
+            raise UsageError(f"{samples_file(side.results_file, task)} is missing; rerun lmms-eval with --log_samples")
+        return records
     records = read_samples(side.run_dir, task)
     if not records and result.n > 0:
         raise UsageError(f"{side.run_dir}/samples/{task}.jsonl is missing or empty but run.json reports {result.n} "

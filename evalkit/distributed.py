@@ -37,7 +37,7 @@ from typing import Any
 
 from evalkit.backends import BACKENDS, Backend
 from evalkit.errors import MissingDependency, UsageError
-from evalkit.results import RunRecord, SampleRecord, TaskResult, Telemetry, ReplicaTelemetry
+from evalkit.results import ReplicaTelemetry, RunRecord, SampleRecord, TaskResult, Telemetry
 from evalkit.runner import RunOptions, Runner
 from evalkit.store import SampleStore
 from evalkit.telemetry import PeakMemory, Phases, rate
@@ -130,10 +130,10 @@ class Replica:
         import torch
 
         start = time.perf_counter()
+        self.mem = PeakMemory().__enter__()  # sampled until the process ends: loading counts too
         torch.set_num_threads(self.threads)
         self.runner = Runner(self.opts)
         self.runner.backend.load()
-        self.mem = PeakMemory().__enter__()
         return {"node": ray.util.get_node_ip_address(), "pid": os.getpid(),
                 "device": self.runner.backend.device_name(), "load_s": time.perf_counter() - start}
 
@@ -181,6 +181,28 @@ class _Tally:
         for k, v in out.seconds.items():
             self.seconds[k] = self.seconds.get(k, 0.0) + v
         self.effective_batch = min(self.effective_batch or out.effective_batch, out.effective_batch)
+
+    @classmethod
+    def merged(cls, tallies: list["_Tally"]) -> "_Tally":
+        total = cls()
+        for t in tallies:
+            total.n += t.n
+            total.n_prompt_tokens += t.n_prompt_tokens
+            total.n_generated_tokens += t.n_generated_tokens
+            for k, v in t.seconds.items():
+                total.seconds[k] = total.seconds.get(k, 0.0) + v
+        return total
+
+    def telemetry(self, slot: "_Slot", restarts: int, load_s: float) -> ReplicaTelemetry:
+        sec = {k: round(self.seconds.get(k, 0.0), 3) for k in ("busy", "data", "generate", "score")}
+        return ReplicaTelemetry(
+            replica=slot.index, node=slot.node, n=self.n, restarts=restarts, wall_s=sec["busy"],
+            samples_per_s=rate(self.n, sec["busy"]), prompt_tokens_per_s=rate(self.n_prompt_tokens, sec["generate"]),
+            generated_tokens_per_s=rate(self.n_generated_tokens, sec["generate"]),
+            peak_rss_mb=round(slot.peak_rss_mb, 1), peak_gpu_memory_mb=slot.peak_gpu_memory_mb, load_s=round(load_s, 3),
+            data_s=sec["data"], generate_s=sec["generate"], score_s=sec["score"],
+            n_prompt_tokens=self.n_prompt_tokens, n_generated_tokens=self.n_generated_tokens,
+        )
 
 
 @dataclass
@@ -386,31 +408,25 @@ class ReplicaPool(Backend):
         return round(driver + sum(s.peak_rss_mb for s in self.slots), 1)
 
     def effective_settings(self, settings: GenerationSettings) -> dict[str, Any]:
+        """As the engine applies them (vLLM maps some settings): asked of a live replica."""
         ray = require_ray()
-        slot = next((s for s in self.slots if s.ready), None)
-        if slot is None:
-            return settings.to_json()
-        return ray.get(slot.actor.effective_settings.remote(settings))
+        while True:
+            for slot in self.ready_slots():
+                try:
+                    return ray.get(slot.actor.effective_settings.remote(settings))
+                except ray.exceptions.RayActorError:
+                    self.replace(slot, slot.incarnation)
+            if not self.loading_refs():
+                raise RuntimeError("no live replica to report the effective decoding settings; rerun with --resume")
+            ready, _ = ray.wait(self.loading_refs(), num_returns=1)  # a restarted replica: wait for it
+            self.finish_loading(ready[0])
 
     def telemetry(self, task_name: str | None = None) -> list[ReplicaTelemetry]:
         """Each replica's share of one task, or (``None``) of the whole run, model load included."""
-        out = []
-        for slot in self.slots:
-            tallies = [slot.tasks[task_name]] if task_name in slot.tasks else []
-            if task_name is None:
-                tallies = list(slot.tasks.values())
-            sec = {k: sum(t.seconds.get(k, 0.0) for t in tallies) for k in ("busy", "data", "generate", "score")}
-            n, n_p, n_g = (sum(getattr(t, a) for t in tallies) for a in ("n", "n_prompt_tokens", "n_generated_tokens"))
-            restarts = slot.restarts if task_name is None else slot.task_restarts.get(task_name, 0)
-            out.append(ReplicaTelemetry(
-                replica=slot.index, node=slot.node, n=n, restarts=restarts, wall_s=round(sec["busy"], 3),
-                samples_per_s=rate(n, sec["busy"]), prompt_tokens_per_s=rate(n_p, sec["generate"]),
-                generated_tokens_per_s=rate(n_g, sec["generate"]), peak_rss_mb=round(slot.peak_rss_mb, 1),
-                peak_gpu_memory_mb=slot.peak_gpu_memory_mb, load_s=round(slot.load_s, 3) if task_name is None else 0.0,
-                data_s=round(sec["data"], 3), generate_s=round(sec["generate"], 3), score_s=round(sec["score"], 3),
-                n_prompt_tokens=n_p, n_generated_tokens=n_g,
-            ))
-        return out
+        if task_name is None:
+            return [_Tally.merged(list(s.tasks.values())).telemetry(s, s.restarts, s.load_s) for s in self.slots]
+        return [s.tasks.get(task_name, _Tally()).telemetry(s, s.task_restarts.get(task_name, 0), 0.0)
+                for s in self.slots]
 
 
 @dataclass

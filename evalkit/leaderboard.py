@@ -92,8 +92,10 @@ class Leaderboard:
 # -- discovery ----------------------------------------------------------------------------------------
 
 def find_runs(root: Path) -> tuple[list[Entry], list[str]]:
-    """Every folder under ``root`` (itself included) holding a run.json; unreadable ones are reported
-    as 'path: reason' in the second list instead of stopping the whole leaderboard."""
+    """Every folder under ``root`` (itself included) holding a run.json, and every lmms-eval *_results.json
+    (one run each, evalkit.lmms_results); unreadable ones are reported as 'path: reason' in the second list
+    instead of stopping the whole leaderboard."""
+    from evalkit.lmms_results import RESULTS_SUFFIX, read_lmms_run
     from evalkit.results import read_run
 
     root = Path(root)
@@ -104,6 +106,11 @@ def find_runs(root: Path) -> tuple[list[Entry], list[str]]:
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         if "run.json" not in files:
+            for file in (Path(folder) / f for f in sorted(files) if f.endswith(RESULTS_SUFFIX)):
+                try:
+                    entries.append(Entry(file.parent, file.relative_to(root).as_posix(), read_lmms_run(file)))
+                except UsageError as exc:
+                    skipped.append(f"{file}: {exc}")
             continue
         dirs[:] = []  # a run folder holds samples/, never other runs
         path = Path(folder)

@@ -11,19 +11,14 @@ filters, ``process_results`` and metric aggregations. Only two things are evalki
 - **Generation**: the model runs through evalkit's adapter and backend with the task's
   ``generation_kwargs`` exactly: ``max_new_tokens`` (1024, the default of lmms-eval's HF models, when the
   YAML has none), ``until`` as stop strings (lmms-eval's default ``["\\n\\n"]`` included), temperature,
-  top_p. lmms-eval's vLLM models raise ``max_new_tokens`` to the model's default; evalkit does not.
+  top_p. lmms-eval's vLLM models raise ``max_new_tokens`` to their own setting (1024/4096); evalkit does not.
 
 Each sample stores its document without media (what lmms-eval's ``process_results`` receives) in
 ``metadata["doc"]``, and ``parsed`` is the ``process_results`` output, so ``evalkit score`` rescores a run
 from its files. Metrics keep lmms-eval's names and scale (``exact_match`` 0.78; ``<metric>,<filter>`` for
 a filter other than ``none``); the primary metric is the first of ``metric_list``.
 
-Deliberate differences from an lmms-eval run: a sample whose image cannot be decoded or whose generation
-fails is recorded as an error and left out of the metrics (lmms-eval decodes truncated images and scores
-a failed generation as ""), images go before the text in the user turn (the adapter's chat template),
-and model-specific prompt variants (``lmms_eval_specific_kwargs`` other than ``default``) are not used.
-Not supported (UsageError): non-``generate_until`` tasks, few-shot, ``repeats``, ``num_beams`` > 1,
-video/YouTube datasets, Python-class tasks.
+Deliberate differences from an lmms-eval run, and what is not supported: docs/lmms_eval.md.
 """
 
 from __future__ import annotations
@@ -80,7 +75,8 @@ def lmms_api() -> Any:
         import lmms_eval.api.task as api
         import lmms_eval.tasks  # noqa: F401  (registers metrics, filters, the TaskManager)
     except ImportError as exc:
-        raise UsageError(f"lmms-eval is installed but does not import ({exc}); run: pip install 'evalkit[lmms]'")
+        fix = "run: pip install 'evalkit[lmms]' (or the lean install in docs/lmms_eval.md)"
+        raise UsageError(f"lmms-eval is installed but does not import ({exc}); {fix}") from exc
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated
     datasets.disable_progress_bars()
@@ -239,6 +235,8 @@ class InMemoryImage(ImageRef):
     """An image lmms-eval's ``doc_to_visual`` returned, kept decoded (no re-encoding) until the batch."""
 
     image: Any = None
+    __eq__ = object.__eq__  # identity: the inherited field comparison would find every such image equal
+    __hash__ = object.__hash__
 
     def load(self) -> Any:
         return self.image if self.image.mode == "RGB" else self.image.convert("RGB")
@@ -317,19 +315,15 @@ def _bridged_class() -> type:
     return BridgedTask
 
 
-
 def _file_docs(builder: str, split: str, files: list[Path]) -> Callable[[Any], None]:
     """lmms-eval's own download code (``datasets`` builder, ``process_docs``, media-free copy) on local files."""
     def load(task: Any) -> None:
-        import datasets
-
         kwargs: dict[str, Any] = {"data_files": {split: [str(f) for f in files]}}
         if builder in ("parquet", "arrow"):
             kwargs["features"] = _features(files[0], builder)
         task.DATASET_PATH, task.DATASET_NAME = builder, None
         original = inspect.unwrap(lmms_api().ConfigurableTask.download)  # without its 5x retry
         original(task, kwargs)
-        assert isinstance(task.dataset, datasets.DatasetDict)
 
     return load
 
@@ -364,9 +358,24 @@ def _stored_docs(split: str, doc: dict[str, Any]) -> Callable[[Any], None]:
     return load
 
 
-def _build(name: str, config: dict[str, Any], load_docs: Callable[[Any], None]) -> Any:
+def _build(config: dict[str, Any], load_docs: Callable[[Any], None]) -> Any:
     with _lmms_io(truncated_images=True):  # as lmms-eval: process_docs and its first-document probe decode
         return _bridged_class()(copy.deepcopy(config), load_docs)
+
+
+def _aggregate(fn: Callable[..., Any], items: list[Any], output_path: str) -> MetricValue | None:
+    """One lmms-eval aggregation (``args`` passed when it takes them, as lmms-eval does); None when it gives
+    no number. stderr: lmms-eval's, for the ``mean`` aggregation only."""
+    from evalkit.metrics import mean_stderr
+    from lmms_eval.api.metrics import mean
+
+    takes_args = "args" in inspect.signature(fn).parameters
+    value = number(fn(items, args=_AggregationArgs(output_path)) if takes_args else fn(items))
+    if value is None:
+        return None
+    values = [v for v in (number(i) for i in items) if v is not None]
+    stderr = mean_stderr(values)[1] if fn is mean and len(values) == len(items) > 1 else None
+    return MetricValue(value=value, stderr=stderr, n=len(items))
 
 
 class _AggregationArgs:
@@ -400,8 +409,8 @@ class LmmsTask(Task):
     def load(self, ctx: TaskContext) -> TaskData:
         builder, files, info = self._files_of(ctx)
         try:
-            task = _build(self.lmms_name, self.config, _file_docs(builder, self.split, files))
-        except (UsageError, KeyboardInterrupt):
+            task = _build(self.config, _file_docs(builder, self.split, files))
+        except UsageError:
             raise
         except Exception as exc:
             raise UsageError(f"lmms-eval task {self.lmms_name} cannot prepare its documents from "
@@ -425,12 +434,14 @@ class LmmsTask(Task):
             return path, files, {"id": path, "split": self.split, "location": str(files[0].parent)}
         if isinstance(data_files, dict):
             data_files = data_files.get(self.split)
+        glob = data_files if isinstance(data_files, str) else None
         spec = DatasetSpec(path, split=self.split, config=self.config.get("dataset_name"),
-                           revision=kwargs.get("revision"), data_files=data_files if isinstance(data_files, str) else None)
+                           revision=kwargs.get("revision"), data_files=glob)
         source = open_dataset(spec, data_dir=ctx.data_dir, path=ctx.data_path)
         suffixes = {f.suffix for f in source.files}
         if len(suffixes) != 1 or next(iter(suffixes)) not in _LOCAL_BUILDERS:
-            raise UsageError(f"{source.location}: the bridge reads one table format per split, found {sorted(suffixes)}")
+            raise UsageError(f"{source.location}: the bridge reads one table format per split, found "
+                             f"{sorted(suffixes)}")
         return _LOCAL_BUILDERS[next(iter(suffixes))], list(source.files), source.describe()
 
     def _stream(self, task: Any, docs: Any, bare_docs: Any, n: int) -> Iterator[Sample]:
@@ -474,17 +485,28 @@ class LmmsTask(Task):
         if self._scorer is None:
             if not isinstance(doc, dict) or not doc:
                 raise ValueError("the record holds no lmms-eval document (metadata['doc'])")
-            self._scorer = _build(self.lmms_name, self.config, _stored_docs(self.split, copy.deepcopy(doc)))
+            self._scorer = _build(self.config, _stored_docs(self.split, copy.deepcopy(doc)))
         return self._scorer
 
     def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
-        """The task's filters then ``process_results`` on the stored document: {metric name: value}."""
+        """As lmms-eval scores a response: its reasoning tags stripped (``reasoning_tags``, else
+        ``auto_strip_thinking`` as a first filter), each filter pipeline, then ``process_results`` on the
+        stored document. Returns {metric name: value}."""
+        from lmms_eval.api.reasoning import parse_reasoning_tags_config, strip_reasoning_tags
+        from lmms_eval.filters.transformation import StripThinkingFilter
+
         doc = metadata.get("doc")
         scorer = self._scorer_for(doc)
+        tags = parse_reasoning_tags_config(task_value=self.config.get("reasoning_tags"))
+        if tags is not None:
+            output = strip_reasoning_tags(output, tags)
         out: dict[str, Json] = {}
         for ensemble in scorer._filters:
+            steps = list(ensemble.filters)
+            if self.config.get("auto_strip_thinking") and tags is None:
+                steps.insert(0, StripThinkingFilter())
             resps: Any = [[output]]
-            for step in ensemble.filters:
+            for step in steps:
                 resps = step.apply(resps, [copy.deepcopy(doc)])
             filtered = list(resps)[0]
             for metric, value in scorer.process_results(copy.deepcopy(doc), [filtered]).items():
@@ -499,28 +521,20 @@ class LmmsTask(Task):
     def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
         """lmms-eval's aggregation of each metric over the samples that did not fail (unrounded); stderr
         for ``mean`` aggregations, as lmms-eval's. Files aggregations write are kept for ``finalize``."""
-        from evalkit.metrics import mean_stderr
-        from lmms_eval.api.metrics import mean
-
-        ok = [r for r in records if r.error is None and isinstance(r.parsed, dict)]
+        ok = [(r.metadata, r.parsed) for r in records if r.error is None and isinstance(r.parsed, dict)]
         out: dict[str, MetricValue] = {}
         self._files = {}
         if ok:
-            aggregations = self._scorer_for(ok[0].metadata.get("doc")).aggregation()
+            aggregations = self._scorer_for(ok[0][0].get("doc")).aggregation()
             with tempfile.TemporaryDirectory() as tmp, _lmms_io():
                 for key in self.metric_names:
-                    items = [copy.deepcopy(r.parsed[key]) for r in ok if key in r.parsed]  # type: ignore[index,operator]
+                    items = [copy.deepcopy(parsed[key]) for _, parsed in ok if key in parsed]
                     fn = aggregations.get(key.partition(",")[0])
-                    if fn is None or not items:
-                        continue
-                    value = number(fn(items, args=_AggregationArgs(tmp)) if "args" in inspect.signature(fn).parameters
-                                   else fn(items))
-                    if value is None:  # e.g. an aggregation that only writes a submission file
-                        continue
-                    values = [number(i) for i in items]
-                    stderr = mean_stderr(values)[1] if fn is mean and len(values) > 1 and None not in values else None
-                    out[key] = MetricValue(value=value, stderr=stderr, n=len(items))
-                self._files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+                    value = _aggregate(fn, items, tmp) if fn is not None and items else None
+                    if value is not None:  # None: e.g. an aggregation that only writes a submission file
+                        out[key] = value
+                files = (p for p in Path(tmp).rglob("*") if p.is_file())
+                self._files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in files}
         if self.primary_metric not in out:
             out[self.primary_metric] = MetricValue(value=None, stderr=None, n=0)
         return out

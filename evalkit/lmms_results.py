@@ -87,7 +87,8 @@ def find_results_file(path: Path) -> Path | None:
         return None
     found = results_files(path)
     if len(found) > 1:
-        raise UsageError(f"{path} holds {len(found)} lmms-eval runs ({found[0].name}, ...); pass one *_results.json file")
+        raise UsageError(f"{path} holds {len(found)} lmms-eval runs ({found[0].name}, ...); "
+                         "pass one *_results.json file")
     return found[0] if found else None
 
 

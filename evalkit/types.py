@@ -26,6 +26,9 @@ class SampleError(Exception):
         self.category = category
         self.message = message
 
+    def __reduce__(self) -> tuple:  # picklable across processes (Ray replicas, multiprocessing)
+        return (SampleError, (self.category, self.message))
+
 
 ERROR_CATEGORIES = (
     "image_decode",  # the image bytes could not be decoded

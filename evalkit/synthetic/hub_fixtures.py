@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import random
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -517,7 +518,8 @@ def write_fixture(
     name: str, root: Path, n: int = 20, seed: int = 0, corrupt: int = 0, layout: str = "hub"
 ) -> Path:
     """Write ``n`` rows per split of dataset ``name`` (a hub id in FIXTURES) under
-    ``root/<org>/<name>``, the folder returned. Same arguments -> byte-identical files.
+    ``root/<org>/<name>`` (replacing that folder), the folder returned. Same arguments ->
+    byte-identical files.
 
     ``corrupt``: rows per split whose image bytes are truncated. ``layout``: "hub" (parquet
     shards, two per split when n >= 8) or "save_to_disk" (a DatasetDict folder).
@@ -530,7 +532,9 @@ def write_fixture(
     if not 0 <= corrupt <= n:
         raise ValueError(f"corrupt={corrupt} must be between 0 and n={n}")
     folder = Path(root) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # a rewrite must not leave shards of an earlier, different write behind
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     for k, split in enumerate(spec.splits):
         rng = random.Random(f"{name}:{seed}:{split}")
         base_id = 100_000 + 1_000_000 * seed + 10_000 * k

@@ -204,6 +204,7 @@ def save_checkpoint(model: "LlavaForConditionalGeneration", processor: "LlavaPro
         stale.unlink()
     state = {to_hub_key(k): v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "model.safetensors").chmod(0o644)
     _write_generation_defaults(folder)
     return folder
 
