@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch/torchvision pins: these releases install from this project's machines' local disk; override on others.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint reference-model clean browser vllm test-extras
+.PHONY: install demo test bench lint reference-model baseline clean browser vllm test-extras
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,13 @@ lint: install
 
 reference-model: install
 	$(BIN)/python scripts/train_reference.py --out evalkit/reference_model --seed 0
+
+# The committed baseline that `evalkit selftest` and tests/test_reference_model.py compare against (CPU, float32).
+baseline: install
+	rm -rf results/baselines/reference results/.baseline-run
+	$(BIN)/evalkit run --model reference --tasks shapes --batch-size 16 --output results/.baseline-run --no-progress
+	mkdir -p results/baselines
+	mv results/.baseline-run/* results/baselines/reference && rmdir results/.baseline-run
 
 clean:
 	rm -rf $(VENV) build *.egg-info
