@@ -28,14 +28,16 @@ def list_models() -> list[dict[str, Any]]:
     from evalkit.models import REFERENCE, reference_path
 
     rows: list[dict[str, Any]] = [{
-        "name": REFERENCE, "family": "llava", "checkpoint": str(reference_path()),
+        "name": REFERENCE, "family": "llava", "kind": "generative", "checkpoint": str(reference_path()),
         "checkpoints": [], "box_format": "norm_xyxy", "backends": ["hf", "vllm"],
         "description": "bundled tiny LLaVA trained on the synthetic shapes suite",
     }]
     for a in all_adapters():
         rows.append({
-            "name": a.family, "family": a.family, "checkpoint": a.default_checkpoint,
-            "checkpoints": sorted(a.checkpoints), "box_format": a.box_format, "backends": list(a.backends),
+            "name": a.family, "family": a.family, "kind": "encoder" if a.encoder else "generative",
+            "checkpoint": a.default_checkpoint,
+            "checkpoints": sorted(a.checkpoints), "box_format": "" if a.encoder else a.box_format,
+            "backends": list(a.backends),
             "description": "",
         })
     return rows

@@ -1,5 +1,7 @@
 """The runner: streams samples through adapter -> backend -> parse -> score, one batch at a time.
 
+Encoder tasks (kind "encoder") take the same path with ``Backend.similarity`` in place of ``generate``.
+
 Every finished batch is appended to the run's sample store (fsynced) before the next one starts,
 so a killed run loses at most the batch in flight and ``--resume`` picks up where it stopped.
 Metrics are always computed from the store, never from memory, so a resumed run and an
@@ -29,7 +31,7 @@ from evalkit.models import ModelSpec, resolve_model
 from evalkit.results import (ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult, Telemetry, read_run,
                              write_run)
 from evalkit.store import SampleStore
-from evalkit.tasks.base import TaskContext
+from evalkit.tasks.base import ENCODER_KIND, TaskContext
 from evalkit.telemetry import PeakMemory, Phases, rate
 from evalkit.types import Generation, Prompt, Sample, SampleError
 
@@ -191,6 +193,7 @@ class Runner:
             raise UsageError(f"the {self.spec.family} family does not run on --backend {opts.backend}; "
                              f"use --backend {self.adapter.backends[0]}")
         self.tasks = [get_task(name) for name in opts.tasks]
+        _check_model_kind(self.spec.family, self.adapter.encoder, self.tasks)
         for task in self.tasks:
             if opts.judge is not None and hasattr(task, "judge_config"):
                 task.judge_config = opts.judge
@@ -340,7 +343,7 @@ class Runner:
             data_s=round(phases.get("data"), 3), generate_s=round(gen_s, 3), score_s=round(phases.get("score"), 3),
             write_s=round(phases.get("write"), 3), n_prompt_tokens=n_prompt, n_generated_tokens=n_gen,
         )
-        generation = dict(self.backend.effective_settings(task.generation))
+        generation = {} if task.kind == ENCODER_KIND else dict(self.backend.effective_settings(task.generation))
         generation["batch_size"] = self.effective_batch
         return TaskResult(
             metrics=metrics, primary_metric=task.primary_metric, n=len(records), n_errors=sum(errors.values()),
@@ -456,7 +459,10 @@ class Runner:
         if not prompts:
             return []
         try:
-            gens = self.backend.generate(prompts, task.generation)
+            if task.kind == ENCODER_KIND:  # image-text encoders: similarity logits instead of generated text
+                gens = self.backend.similarity(prompts)
+            else:
+                gens = self.backend.generate(prompts, task.generation)
             if len(gens) != len(prompts):
                 raise RuntimeError(f"backend returned {len(gens)} generations for {len(prompts)} prompts")
             return gens
@@ -504,6 +510,17 @@ class Runner:
             else:
                 rec.scores = outcome
         return out
+
+
+def _check_model_kind(family: str, encoder: bool, tasks: list[Any]) -> None:
+    """Encoder tasks need an image-text encoder (clip, siglip); every other task needs a generative model."""
+    for task in tasks:
+        if task.kind == ENCODER_KIND and not encoder:
+            raise UsageError(f"{task.name} scores image-text encoders (--model clip, siglip or a local CLIP/SigLIP "
+                             f"folder); the {family} family generates text")
+        if task.kind != ENCODER_KIND and encoder:
+            raise UsageError(f"the {family} family is an image-text encoder and cannot answer {task.name}; "
+                             "it runs encoder tasks only (e.g. mmvp_vlm)")
 
 
 def _fail(rec: SampleRecord, error: SampleError) -> None:

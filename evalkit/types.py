@@ -91,6 +91,8 @@ class Sample:
     ``question`` is the full user text for this turn, task instruction included
     (e.g. "What is this?\\nAnswer the question using a single word or phrase.").
     ``images`` are attached to the first user turn. ``history`` holds earlier turns of a dialogue.
+    Encoder tasks (kind "encoder", e.g. MMVP-VLM) ask no question: ``texts`` are matched against ``images``
+    by an image-text encoder (CLIP, SigLIP).
     """
 
     id: str
@@ -99,6 +101,8 @@ class Sample:
     target: Json = None
     metadata: dict[str, Json] = field(default_factory=dict)
     history: list[Turn] = field(default_factory=list)
+    # Encoder tasks: the texts an image-text encoder scores against every image of the sample.
+    texts: list[str] = field(default_factory=list)
     # Set when the record itself is unusable (missing field...): the sample is recorded as an error.
     load_error: SampleError | None = None
 
@@ -125,15 +129,24 @@ class GenerationSettings:
 
 @dataclass
 class Prompt:
-    """Exactly what a backend receives: the final text (chat template applied) and decoded images."""
+    """Exactly what a backend receives: the final text (chat template applied) and decoded images.
+
+    An encoder prompt (``Backend.similarity``) carries the texts to embed in ``texts``; its ``text`` is
+    them joined by newlines, for the record and the prompt hash.
+    """
 
     text: str
     images: list["Image"] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Generation:
-    """What a backend returns for one prompt."""
+    """What a backend returns for one prompt.
+
+    From ``Backend.similarity`` (image-text encoders), ``text`` is the JSON of the raw logit matrix,
+    one row per text of the prompt and one column per image, and nothing is generated.
+    """
 
     text: str
     token_ids: list[int] = field(default_factory=list)

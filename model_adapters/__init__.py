@@ -1,5 +1,7 @@
 """Model families. Each module defines ``ADAPTER``; the registry imports it only when asked.
 
+Generative MLLM families, plus image-text encoders (``clip``, ``siglip``) that run only encoder tasks.
+
 Adapter modules import nothing heavy, so listing and family detection stay fast.
 """
 
@@ -13,7 +15,7 @@ ADAPTERS: Registry[Adapter] = Registry("model")
 ADAPTERS.register("llava", "evalkit.adapters.llava:ADAPTER")
 ADAPTERS.register("openai", "evalkit.adapters.openai:ADAPTER")  # served models (--backend openai)
 for _family in ("blip2", "instructblip", "qwen_vl", "paligemma", "idefics", "kosmos2", "internvl", "florence2",
-                "mplug_owl"):
+                "mplug_owl", "clip", "siglip"):  # clip, siglip: image-text encoders (EncoderAdapter)
     ADAPTERS.register(_family, f"evalkit.adapters.{_family}:ADAPTER")
 
 

@@ -4,7 +4,7 @@ An adapter turns a model-neutral ``Sample`` into the family's exact prompt (text
 declares the family's box format and engine quirks, and cleans the raw output. It does not
 know which engine runs the prompt: the same ``Prompt`` goes to the hf and the vLLM backend.
 
-Two prompt styles exist:
+Generative families come in two prompt styles:
 
 - ``Adapter``: the processor's chat template (LLaVA, Qwen-VL, Idefics, InternVL, ...). Per task kind,
   ``instructions`` may replace the text of the user turn.
@@ -15,6 +15,10 @@ Two prompt styles exist:
 Prompt texts are ``str.format`` templates over ``PromptFields``: ``{prompt}`` (the task's full user text,
 instruction included), ``{question}`` (the bare question where the task recorded one) and
 ``{expression}`` (a grounding sample's referring expression).
+
+``EncoderAdapter`` is the other kind of model: a contrastive image-text encoder (CLIP, SigLIP) that generates
+nothing. It runs only encoder tasks (Task.kind "encoder"), whose samples carry ``texts`` to match against
+their images; the backend's ``similarity`` returns the logit matrix of each sample.
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ class Adapter:
     hf_max_batch_size: int | None = None
     # The checkpoints ship their modelling code (trust_remote_code); loading needs the user's opt-in.
     remote_code: bool = False
+    # An image-text encoder (EncoderAdapter): scores encoder tasks by similarity and generates nothing.
+    encoder: bool = False
 
     # -- prompts ---------------------------------------------------------------------------------
     def prompt_text(self, sample: Sample, kind: str | None = None) -> str:
@@ -153,6 +159,10 @@ class Adapter:
             return {"text": texts, "images": nested if any(nested) else None}
         flat = [img for p in prompts for img in p.images]
         return {"text": texts, "images": flat or None}
+
+    def model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The processor's outputs the model receives (all of them, unless a family drops one)."""
+        return inputs
 
     @staticmethod
     def is_encoder_decoder(model: Any) -> bool:
@@ -209,3 +219,37 @@ class FixedPromptAdapter(Adapter):
             raise ValueError(f"the {self.family} family has no chat format; multi-turn samples are not supported")
         text = self.image_placeholder * len(images) + self.prompt_text(sample, kind)
         return Prompt(text=text, images=list(images))
+
+
+@dataclass(frozen=True)
+class EncoderAdapter(Adapter):
+    """A contrastive image-text encoder (CLIP, SigLIP): no prompt format, no generation.
+
+    The prompt is the sample's ``texts`` and images as they are (the task writes the texts, e.g. MMVP-VLM's
+    "a photo of ..."); the hf backend runs the model's forward pass over a batch's texts and images and keeps
+    each prompt's block of ``logits_per_text``.
+    """
+
+    encoder: bool = True
+    backends: tuple[str, ...] = ("hf",)
+    # How texts are padded: True (to the longest in the batch; CLIP pools at the end-of-text token behind a
+    # causal mask, so padding changes nothing) or "max_length" (SigLIP pools the last position, pad included,
+    # and was trained on texts padded to the full length).
+    text_padding: bool | str = True
+    # Pass the tokenizer's attention mask to the model. SigLIP was trained without one (pads are attended to).
+    text_attention_mask: bool = True
+
+    def build_prompt(self, sample: Sample, images: list["Image"], processor: Any, kind: str | None = None) -> Prompt:
+        if not sample.texts:
+            raise ValueError(f"the {self.family} family is an image-text encoder; this sample has no texts to score")
+        return Prompt(text="\n".join(sample.texts), images=list(images), texts=list(sample.texts))
+
+    def processor_inputs(self, prompts: list[Prompt]) -> dict[str, Any]:
+        return {"text": [t for p in prompts for t in p.texts], "images": [img for p in prompts for img in p.images],
+                "padding": self.text_padding, "truncation": True}
+
+    def model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in inputs.items() if self.text_attention_mask or k != "attention_mask"}
+
+    def padding_side(self, model: Any) -> str:
+        return "right"  # position embeddings are absolute: left padding would move every text

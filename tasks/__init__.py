@@ -29,6 +29,7 @@ for _name in _REFCOCO:  # "+" cannot be in a function name: refcoco+_val -> refc
     TASKS.register(_name, f"evalkit.tasks.refcoco:{_name.replace('+', '_plus')}")
 TASKS.register("mmvp", "evalkit.tasks.mmvp:mmvp")
 TASKS.register("mmvp_original", "evalkit.tasks.mmvp:mmvp_original")
+TASKS.register("mmvp_vlm", "evalkit.tasks.mmvp_vlm:mmvp_vlm")  # image-text encoders (clip, siglip)
 TASKS.register("owleval", "evalkit.tasks.owleval:owleval")
 
 ALIASES: dict[str, str] = {

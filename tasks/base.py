@@ -18,6 +18,10 @@ from evalkit.results import DatasetInfo, MetricValue, SampleRecord
 from evalkit.types import GenerationSettings, Json, Sample, SampleError
 
 
+# Task.kind of tasks scored from an image-text encoder's similarities (Backend.similarity), e.g. mmvp_vlm.
+ENCODER_KIND = "encoder"
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """Where data comes from and how much of it to read."""
@@ -45,7 +49,9 @@ class ParseContext:
 @dataclass
 class Task(ABC):
     name: str
-    kind: str  # "vqa" | "caption" | "grounding" | "choice" | "open": adapters key instruction overrides on it
+    # "vqa" | "caption" | "grounding" | "choice" | "open": adapters key instruction overrides on it;
+    # "encoder": scored from an image-text encoder's similarities (Backend.similarity), not from generated text.
+    kind: str
     primary_metric: str
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     description: str = ""

@@ -1,4 +1,5 @@
-"""The engine interface. A backend turns finished prompts into generations; it knows no task."""
+"""The engine interface. A backend turns finished prompts into generations (or, for image-text encoders,
+similarity logits); it knows no task."""
 
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Generation]:
         """Generate for ``prompts`` in one go (the runner already batched and length-sorted them)."""
+
+    def similarity(self, prompts: list[Prompt]) -> list[Generation]:
+        """Image-text encoders (encoder tasks): per prompt, the logits of each of its ``texts`` against each of
+        its images, as the JSON text of a (texts x images) matrix (see ``Generation``). Same failure rules as
+        ``generate``."""
+        raise NotImplementedError(f"the {self.name} backend does not run image-text encoders")
 
     def count_prompt_tokens(self, prompt: Prompt) -> int | None:
         """Token count of a prompt without generating, for length sorting; None if unknown."""

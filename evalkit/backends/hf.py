@@ -1,7 +1,9 @@
-"""transformers backend: the reference engine. Batched ``generate`` with left padding."""
+"""transformers backend: the reference engine. Batched ``generate`` with left padding; image-text encoders
+(CLIP, SigLIP) through ``similarity``."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -63,6 +65,8 @@ class HfBackend(Backend):
         self.model.to(self.device).eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = self.adapter.padding_side(self.model)
+        if self.adapter.encoder:  # an image-text encoder generates nothing: no pad/eos set-up
+            return
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         gen_cfg = self.model.generation_config
@@ -108,10 +112,8 @@ class HfBackend(Backend):
         limit = self.adapter.hf_max_batch_size
         if limit is not None and len(prompts) > limit:
             return [g for i in range(0, len(prompts), limit) for g in self.generate(prompts[i : i + limit], settings)]
-        inputs = self.processor(**self.adapter.processor_inputs(prompts), return_tensors="pt", padding=True)
-        inputs = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
-        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        inputs = self._inputs(self.processor(**self.adapter.processor_inputs(prompts), return_tensors="pt",
+                                             padding=True))
         if settings.temperature > 0:
             torch.manual_seed(settings.seed)
         with torch.inference_mode():
@@ -121,6 +123,31 @@ class HfBackend(Backend):
         prompt_len = self.adapter.output_offset(self.model, inputs["input_ids"].shape[1])
         n_prompt = inputs["attention_mask"].sum(dim=1).tolist()
         return [self._finish(row[prompt_len:].tolist(), int(n), settings) for row, n in zip(out, n_prompt)]
+
+    def _inputs(self, inputs: Any) -> dict[str, Any]:
+        """Processor outputs on the model's device, pixel values in the model's dtype."""
+        inputs = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        return inputs
+
+    def similarity(self, prompts: list[Prompt]) -> list[Generation]:
+        """One forward pass over all texts and images of the batch; each prompt keeps its own block of
+        ``logits_per_text`` (texts x images), so a prompt's logits do not depend on the rest of the batch."""
+        import torch
+
+        inputs = self._inputs(self.processor(**self.adapter.processor_inputs(prompts), return_tensors="pt"))
+        mask = inputs.get("attention_mask")
+        n_tokens = (mask if mask is not None else torch.ones_like(inputs["input_ids"])).sum(dim=1).tolist()
+        with torch.inference_mode():
+            logits = self.model(**self.adapter.model_inputs(inputs)).logits_per_text.float().cpu()
+        out, t, i = [], 0, 0
+        for p in prompts:
+            nt, ni = len(p.texts), len(p.images)
+            block = logits[t : t + nt, i : i + ni].tolist()
+            out.append(Generation(text=json.dumps(block), n_prompt_tokens=int(sum(n_tokens[t : t + nt]))))
+            t, i = t + nt, i + ni
+        return out
 
     def _finish(self, ids: list[int], n_prompt: int, settings: GenerationSettings) -> Generation:
         """Cut at the first end-of-sequence token and at the first stop string (padding follows either)."""

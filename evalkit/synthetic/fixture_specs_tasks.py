@@ -13,6 +13,9 @@ Built on :mod:`evalkit.synthetic.hub_fixtures`' generic machinery (feature decla
   ``annotations``/``semantic`` columns are left out) and ``testdev_balanced_images`` (id, image),
   each ``<config>/testdev-0000i-of-0000N.parquet``. Several questions share an image; the image
   table is shuffled and sharded so the join is by id, never by position.
+- ``MMVP/MMVP_VLM``: ``Questions.csv`` (Question ID, Type, Statement) and ``MLLM_VLM Images/<Type>/<id>.jpg``, as the
+  authors' ``scripts/evaluate_vlm.py`` reads it; rows pair up (1, 2), (3, 4), ..., two pairs per visual pattern in
+  the published order of the nine Types (the hub has fifteen).
 
 :func:`write_fixture` accepts these names and every name ``hub_fixtures`` knows.
 """
@@ -25,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.synthetic import hub_fixtures as hf
-from evalkit.synthetic.hub_fixtures import I8, I32, STR, Ctx, FixtureSpec, Image, Sequence
+from evalkit.synthetic.hub_fixtures import I8, I32, I64, STR, Ctx, FixtureSpec, Image, Sequence
+from evalkit.synthetic.shapes import KINDS
 
 _REFCOCO = hf.SPECS["lmms-lab/RefCOCO"]
 
@@ -61,6 +65,22 @@ def _flickr_row(c: Ctx) -> dict[str, Any]:
     }
 
 
+MMVP_VLM_TYPES = ("Orientation", "Presence", "State", "Quantity", "Spatial", "Color", "Structural Character", "Text",
+                  "Camera Perspective")
+
+
+def _mmvp_vlm_row(c: Ctx) -> dict[str, Any]:
+    """Pairs of rows: one shape, on the left in the first image and on the right in the second."""
+    kind = random.Random(c.uid - 7 * (c.index % 2)).choice(KINDS)  # seeded by the pair's first row
+    first = c.index % 2 == 0
+    return {
+        "Question ID": c.index + 1,
+        "Type": MMVP_VLM_TYPES[(c.index // 4) % len(MMVP_VLM_TYPES)],
+        "Statement": f"a {kind} on the {'left' if first else 'right'} of the image",
+        "image": c.image(hf.random_scene(c.rng, cells=[0 if first else 1], kinds=[kind]), f"{c.index + 1}.jpg", "JPEG"),
+    }
+
+
 TASK_SPECS: dict[str, FixtureSpec] = {
     s.hub_id: s
     for s in [
@@ -74,6 +94,9 @@ TASK_SPECS: dict[str, FixtureSpec] = {
         FixtureSpec("lmms-lab/flickr30k", ("test",), {
             "image": Image(), "caption": Sequence(STR), "sentids": Sequence(STR), "img_id": STR, "filename": STR,
         }, _flickr_row),
+        FixtureSpec("MMVP/MMVP_VLM", ("train",), {"Question ID": I64, "Type": STR, "Statement": STR}, _mmvp_vlm_row,
+                    image_file=lambda r: f"MLLM_VLM Images/{r['Type']}/{r['Question ID']}.jpg",
+                    csv_file="Questions.csv"),
     ]
 }
 

@@ -1,4 +1,5 @@
-"""Tiny, random-weight checkpoints of the MLLM families other than LLaVA, for tests.
+"""Tiny, random-weight checkpoints of the MLLM families other than LLaVA, and of the image-text encoders (CLIP,
+SigLIP), for tests.
 
 Each builder makes the family's real transformers model class from its real config classes (a few
 layers, 64-128 wide, well under 5M parameters), its real processor class with a tokenizer trained
@@ -16,6 +17,7 @@ and input and output embeddings are untied.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +98,11 @@ def finish(model: Any, processor: Any, folder: str | Path) -> Path:
     gen.pad_token_id = tok.pad_token_id
     if gen.eos_token_id is None:
         gen.eos_token_id = tok.eos_token_id
+    return save(model, processor, folder)
+
+
+def save(model: Any, processor: Any, folder: str | Path) -> Path:
+    """``save_pretrained`` of model and processor into ``folder`` (created)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -421,6 +428,46 @@ def build_florence2(folder: str | Path) -> Path:
     return finish(seeded(tf.Florence2ForConditionalGeneration, config), processor, folder)
 
 
+# ---- image-text encoders: CLIP and SigLIP ---------------------------------------------------------------
+
+ENCODER_TOWER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1)
+
+
+def build_clip(folder: str | Path) -> Path:
+    """CLIP: a causal text tower pooled at ``<|endoftext|>`` (appended by the tokenizer) + a ViT (32 px)."""
+    import transformers as tf
+
+    tok = family_tokenizer(bos="<|startoftext|>", eos="<|endoftext|>", append_eos=True)
+    tok.model_max_length = 64
+    text = tf.CLIPTextConfig(vocab_size=len(tok), max_position_embeddings=64, bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **ENCODER_TOWER)
+    vision = tf.CLIPVisionConfig(image_size=32, patch_size=16, **ENCODER_TOWER)
+    config = tf.CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=32)
+    image_processor = tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = tf.CLIPProcessor(image_processor=image_processor, tokenizer=tok)
+    return save(seeded(tf.CLIPModel, config), processor, folder)
+
+
+def build_siglip(folder: str | Path) -> Path:
+    """SigLIP: a bidirectional text tower pooled at the last position (texts padded to 64) + a ViT (32 px) with an
+    attention-pooling head; logit scale and bias at the paper's initial values (log 10, -10)."""
+    import torch
+    import transformers as tf
+
+    tok = family_tokenizer(bos=None, eos="</s>", add_bos=False, append_eos=True)
+    tok.model_max_length = 64
+    text = tf.SiglipTextConfig(vocab_size=len(tok), max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+                               bos_token_id=None, eos_token_id=tok.eos_token_id, **ENCODER_TOWER)
+    vision = tf.SiglipVisionConfig(image_size=32, patch_size=16, **ENCODER_TOWER)
+    model = seeded(tf.SiglipModel, tf.SiglipConfig(text_config=text.to_dict(), vision_config=vision.to_dict()))
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(-10.0)
+    processor = tf.SiglipProcessor(image_processor=tf.SiglipImageProcessor(size={"height": 32, "width": 32}),
+                                   tokenizer=tok)
+    return save(model, processor, folder)
+
+
 # ---- registry ----------------------------------------------------------------------------------------
 
 VARIANTS: dict[str, Callable[[Path], Path]] = {
@@ -436,6 +483,8 @@ VARIANTS: dict[str, Callable[[Path], Path]] = {
     "kosmos2": build_kosmos2,
     "internvl": build_internvl,
     "florence2": build_florence2,
+    "clip": build_clip,
+    "siglip": build_siglip,
 }
 
 

@@ -1,0 +1,24 @@
+"""SigLIP (Google, transformers format): an image-text encoder trained with a sigmoid loss.
+
+Runs encoder tasks only (``mmvp_vlm``). ``SiglipModel``'s ``logits_per_text`` is scale x cosine + bias; a task that
+takes a softmax over images (MMVP-VLM) is unaffected by the bias. As in training (and in the SigLIP variant of
+MMVP-VLM's evaluation script), texts are padded to the tokenizer's full length (64) and the model gets no attention
+mask: the text tower pools the last position, padding included.
+"""
+
+from .base import EncoderAdapter
+
+ADAPTER = EncoderAdapter(
+    family="siglip",
+    default_checkpoint="google/siglip-so400m-patch14-384",
+    model_types=("siglip",),
+    checkpoints={
+        "siglip-base-patch16-224": "google/siglip-base-patch16-224",
+        "siglip-large-patch16-384": "google/siglip-large-patch16-384",
+        "siglip-so400m-patch14-224": "google/siglip-so400m-patch14-224",
+        "siglip-so400m-patch14-384": "google/siglip-so400m-patch14-384",
+    },
+    hf_model_class="SiglipModel",
+    text_padding="max_length",
+    text_attention_mask=False,
+)
