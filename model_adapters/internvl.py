@@ -23,4 +23,7 @@ ADAPTER = Adapter(
         "grounding": "Please provide the bounding box coordinate of the region this sentence describes: "
         "<ref>{expression}</ref>",
     },
+    # vLLM runs the HF-format architecture (InternVLForConditionalGeneration); tests/test_vllm_families.py.
+    backends=("hf", "vllm"),
+    vllm_engine_args={"limit_mm_per_prompt": {"image": 1}},
 )

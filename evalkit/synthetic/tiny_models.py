@@ -90,15 +90,41 @@ def token_id(tokenizer: Any, token: str) -> int:
     return int(tid)
 
 
-def finish(model: Any, processor: Any, folder: str | Path) -> Path:
-    """Greedy generation defaults matching the tokenizer, then save model and processor into ``folder``."""
+def finish(model: Any, processor: Any, folder: str | Path,
+           hub_prefixes: Sequence[tuple[str, str]] = ()) -> Path:
+    """Greedy generation defaults matching the tokenizer, then save model and processor into ``folder``.
+
+    ``hub_prefixes`` rename saved weights (old prefix -> new prefix) where transformers 5.x ``save_pretrained``
+    writes another layout than the hub checkpoints, which vLLM expects (transformers loads both).
+    """
     tok = getattr(processor, "tokenizer", processor)
     gen = model.generation_config
     gen.do_sample = False
     gen.pad_token_id = tok.pad_token_id
     if gen.eos_token_id is None:
         gen.eos_token_id = tok.eos_token_id
-    return save(model, processor, folder)
+    folder = save(model, processor, folder)
+    if hub_prefixes:
+        rename_weights(folder, hub_prefixes)
+    return folder
+
+
+def rename_weights(folder: Path, prefixes: Sequence[tuple[str, str]]) -> None:
+    """Rewrite ``model.safetensors`` with each key's first matching prefix replaced (keys already renamed kept)."""
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "model.safetensors"
+
+    def hub(key: str) -> str:
+        for old, new in prefixes:
+            if key.startswith(new):
+                return key
+            if key.startswith(old):
+                return new + key[len(old):]
+        return key
+
+    state = {hub(k): v for k, v in load_file(str(path)).items()}
+    save_file(state, str(path), metadata={"format": "pt"})
 
 
 def save(model: Any, processor: Any, folder: str | Path) -> Path:
@@ -273,19 +299,26 @@ def build_paligemma(folder: str | Path) -> Path:
     from transformers import (GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor,
                               SiglipImageProcessor, SiglipVisionConfig)
 
+    from tokenizers import AddedToken
+
     tok = family_tokenizer(bos="<bos>", eos="<eos>", add_bos=False)
+    # Gemma's vocabulary has "\n" as a token of its own; vLLM's PaliGemma ends every prompt with vocab["\n"].
+    tok.add_tokens([AddedToken("\n", normalized=False, special=False)])
     image_processor = SiglipImageProcessor(size={"height": 32, "width": 32})
     image_processor.image_seq_length = 4
     processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tok)  # adds <image>, <loc*>, <seg*>
     vision = SiglipVisionConfig(hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1, num_attention_heads=2,
-                                image_size=32, patch_size=16, projection_dim=HIDDEN)
+                                image_size=32, patch_size=16, projection_dim=HIDDEN,
+                                vision_use_head=False)  # as on the hub: PaliGemma reads the last hidden state
     text = GemmaConfig(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
                        num_attention_heads=2, num_key_value_heads=1, head_dim=HEAD_DIM, max_position_embeddings=512,
                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                        tie_word_embeddings=False)  # tied, a random model repeats its last input token
     config = PaliGemmaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(), projection_dim=HIDDEN,
                              image_token_index=token_id(tok, "<image>"), tie_word_embeddings=False)
-    return finish(seeded(PaliGemmaForConditionalGeneration, config), processor, folder)
+    # vLLM (and the hub) name the SigLIP tower's weights vision_tower.vision_model.*
+    return finish(seeded(PaliGemmaForConditionalGeneration, config), processor, folder,
+                  hub_prefixes=(("vision_tower.", "vision_tower.vision_model."),))
 
 
 # ---- Idefics2, Idefics3, SmolVLM ------------------------------------------------------------------------
@@ -394,6 +427,68 @@ def build_internvl(folder: str | Path) -> Path:
     return finish(seeded(tf.InternVLForConditionalGeneration, config), processor, folder)
 
 
+# ---- LLaVA-NeXT and LLaVA-OneVision (any-resolution tiling) ---------------------------------------------------
+
+# Tiles of 32 px: a 32x32 base image plus up to 2x2 tiles, each 2x2 patches of 16 px (4 tokens per tile).
+LLAVA_TILE = 32
+LLAVA_PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
+
+
+def build_llava_next(folder: str | Path, onevision: bool = False) -> Path:
+    """LLaVA-NeXT (CLIP + Llama, the LLaVA-1.5 prompt format) or LLaVA-OneVision (SigLIP + Qwen2, ChatML).
+
+    Both tile the image (anyres) and append an ``image_newline`` embedding per row of tile features.
+    """
+    import transformers as tf
+
+    from evalkit.synthetic.tiny_llava import LLAVA_CHAT_TEMPLATE
+
+    vision = dict(hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=LLAVA_TILE, patch_size=16)
+    if onevision:
+        tok = family_tokenizer(("<|im_start|>", "<image>", "<video>"), bos=None, eos="<|im_end|>", pad="<|endoftext|>",
+                               add_bos=False, chat_template=INTERNVL_TEMPLATE.replace("<IMG_CONTEXT>\\n", "<image>\\n"),
+                               image_token="<image>", video_token="<video>")
+        text = tf.Qwen2Config(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
+                              num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+        vision_config = tf.SiglipVisionConfig(vision_use_head=False, **vision)
+        config = tf.LlavaOnevisionConfig(vision_config=vision_config.to_dict(), text_config=text.to_dict(),
+                                         image_token_index=token_id(tok, "<image>"),
+                                         video_token_index=token_id(tok, "<video>"),
+                                         image_grid_pinpoints=LLAVA_PINPOINTS, vision_feature_layer=-1,
+                                         vision_aspect_ratio="anyres_max_9", tie_word_embeddings=False)
+        image_processor = tf.LlavaOnevisionImageProcessor(size={"height": LLAVA_TILE, "width": LLAVA_TILE},
+                                                          crop_size={"height": LLAVA_TILE, "width": LLAVA_TILE},
+                                                          image_grid_pinpoints=LLAVA_PINPOINTS)
+        processor = tf.LlavaOnevisionProcessor(image_processor=image_processor, tokenizer=tok,
+                                               video_processor=tf.LlavaOnevisionVideoProcessor(),
+                                               num_image_tokens=(LLAVA_TILE // 16) ** 2,
+                                               vision_feature_select_strategy="full",
+                                               vision_aspect_ratio="anyres_max_9", chat_template=tok.chat_template)
+        model_cls = tf.LlavaOnevisionForConditionalGeneration
+    else:
+        tok = family_tokenizer(("<image>",), chat_template=LLAVA_CHAT_TEMPLATE, image_token="<image>")
+        text = tf.LlamaConfig(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
+                              num_attention_heads=2, num_key_value_heads=2, head_dim=HEAD_DIM,
+                              max_position_embeddings=512, bos_token_id=tok.bos_token_id,
+                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+        vision_config = tf.CLIPVisionConfig(projection_dim=HIDDEN, **vision)
+        config = tf.LlavaNextConfig(vision_config=vision_config.to_dict(), text_config=text.to_dict(),
+                                    image_token_index=token_id(tok, "<image>"), image_grid_pinpoints=LLAVA_PINPOINTS,
+                                    vision_feature_select_strategy="default", vision_feature_layer=-1,
+                                    tie_word_embeddings=False)
+        image_processor = tf.LlavaNextImageProcessor(size={"shortest_edge": LLAVA_TILE},
+                                                     crop_size={"height": LLAVA_TILE, "width": LLAVA_TILE},
+                                                     image_grid_pinpoints=LLAVA_PINPOINTS)
+        processor = tf.LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=16,
+                                          vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                                          chat_template=LLAVA_CHAT_TEMPLATE)
+        model_cls = tf.LlavaNextForConditionalGeneration
+    return finish(seeded(model_cls, config), processor, folder,
+                  hub_prefixes=(("vision_tower.", "vision_tower.vision_model."),))
+
+
 # ---- Florence-2 (HF-native) --------------------------------------------------------------------------------
 
 FLORENCE_TASK_TOKENS = ("<OCR>", "<CAPTION>", "<DETAILED_CAPTION>", "<OD>", "<CAPTION_TO_PHRASE_GROUNDING>",
@@ -483,6 +578,8 @@ VARIANTS: dict[str, Callable[[Path], Path]] = {
     "kosmos2": build_kosmos2,
     "internvl": build_internvl,
     "florence2": build_florence2,
+    "llava_next": build_llava_next,
+    "llava_onevision": lambda folder: build_llava_next(folder, onevision=True),
     "clip": build_clip,
     "siglip": build_siglip,
 }
