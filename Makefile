@@ -43,7 +43,7 @@ test-extras: $(VENV)/.test-extras
 $(VENV)/.test-extras: $(VENV)/.installed
 	$(BIN)/python -m pip install -q "ray>=2.40"
 	$(BIN)/python -m pip install -q --no-deps lmms-eval==0.7.3
-	$(BIN)/python -m pip install -q datasets pytz tenacity evaluate sacrebleu accelerate
+	$(BIN)/python -m pip install -q datasets pytz tenacity evaluate sacrebleu accelerate "filelock<4"
 	touch $@
 
 # Debian's Chromium for the leaderboard's headless-browser test (skipped, with its reason, where it cannot install).
