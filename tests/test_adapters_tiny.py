@@ -59,6 +59,10 @@ CASES = [
          "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{full}<|im_end|>\n<|im_start|>assistant\n",
          "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 4 + "<|vision_end|>{full}<|im_end|>\n"
          "<|im_start|>assistant\n", "internvl"),
+    Case("qwen3_vl_moe", "qwen_vl", "qwen3_vl_moe",
+         "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{full}<|im_end|>\n<|im_start|>assistant\n",
+         "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 4 + "<|vision_end|>{full}<|im_end|>\n"
+         "<|im_start|>assistant\n", "internvl"),
     Case("paligemma", "paligemma", "paligemma", "answer en {q}", IMG4 + "<bos>answer en {q}\n", "paligemma"),
     Case("idefics2", "idefics", "idefics2", "User:<image>{full}<end_of_utterance>\nAssistant:",
          "<s>User:<fake_token_around_image>" + IMG4 + "<fake_token_around_image> {full}<end_of_utterance>\nAssistant:",
@@ -74,6 +78,12 @@ CASES = [
          "internvl"),
     Case("florence2", "florence2", "florence2", "{full}", "<image>" * 17 + "<s>{full}</s>", "florence2",
          ),
+    # 64x48 px -> anyres: a 32 px base image and 64x32 px of tiles, with a newline embedding per tile row
+    Case("llava_next", "llava", "llava_next", "USER: <image>\n{full} ASSISTANT:",
+         "<s>USER: " + "<image>" * 24 + "\n{full} ASSISTANT:", "norm_xyxy"),
+    Case("llava_onevision", "llava", "llava_onevision",
+         "<|im_start|>user\n<image>\n{full}<|im_end|>\n<|im_start|>assistant\n",
+         "<|im_start|>user\n" + "<image>" * 24 + "\n{full}<|im_end|>\n<|im_start|>assistant\n", "norm_xyxy"),
 ]
 IDS = [c.variant for c in CASES]
 QUESTION = "What color is the circle?"

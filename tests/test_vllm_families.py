@@ -49,6 +49,7 @@ CASES = [
     Case("qwen2_vl", "qwen_vl", "Qwen2VLForConditionalGeneration"),
     Case("qwen2_5_vl", "qwen_vl", "Qwen2_5_VLForConditionalGeneration"),
     Case("qwen3_vl", "qwen_vl", "Qwen3VLForConditionalGeneration"),
+    Case("qwen3_vl_moe", "qwen_vl", "Qwen3VLMoeForConditionalGeneration"),
     Case("paligemma", "paligemma", "PaliGemmaForConditionalGeneration"),
     Case("idefics3", "idefics", "Idefics3ForConditionalGeneration"),
     Case("internvl", "internvl", "InternVLForConditionalGeneration"),

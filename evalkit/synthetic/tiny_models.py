@@ -1,5 +1,5 @@
-"""Tiny, random-weight checkpoints of the MLLM families other than LLaVA, and of the image-text encoders (CLIP,
-SigLIP), for tests.
+"""Tiny, random-weight checkpoints of the MLLM families other than LLaVA-1.5 (``tiny_llava``), and of the image-text
+encoders (CLIP, SigLIP), for tests.
 
 Each builder makes the family's real transformers model class from its real config classes (a few
 layers, 64-128 wide, well under 5M parameters), its real processor class with a tokenizer trained
@@ -8,7 +8,8 @@ saves both with ``save_pretrained`` so the checkpoint loads through the same cod
 the hub (``AutoProcessor`` and the adapter's ``hf_model_class``). Nothing here touches the network.
 
 ``build(variant, folder)`` builds one of ``VARIANTS`` (a family may have several: BLIP-2 with OPT and with
-Flan-T5, the three Qwen-VL generations, Idefics2 and Idefics3).
+Flan-T5, the three Qwen-VL generations, Idefics2 and Idefics3, LLaVA-NeXT and LLaVA-OneVision). Heads are 64 wide
+and weights are saved in the hub layout, so that vLLM loads them too (tests/test_vllm_families.py).
 
 Two choices differ from the families' own initialisation, both so that a one-layer random model's greedy
 output depends on its input (a batching test needs varied outputs): weights are redrawn from N(0, 1/fan_in)
@@ -91,11 +92,12 @@ def token_id(tokenizer: Any, token: str) -> int:
 
 
 def finish(model: Any, processor: Any, folder: str | Path,
-           hub_prefixes: Sequence[tuple[str, str]] = ()) -> Path:
+           hub_prefixes: Sequence[tuple[str, str]] = (), hub_transposed: Sequence[str] = ()) -> Path:
     """Greedy generation defaults matching the tokenizer, then save model and processor into ``folder``.
 
-    ``hub_prefixes`` rename saved weights (old prefix -> new prefix) where transformers 5.x ``save_pretrained``
-    writes another layout than the hub checkpoints, which vLLM expects (transformers loads both).
+    Where transformers 5.x ``save_pretrained`` writes another layout than the hub checkpoints, which vLLM expects
+    (transformers loads both), the saved weights are rewritten: ``hub_prefixes`` rename keys (old prefix -> new
+    prefix), and 3-d weights whose key ends with one of ``hub_transposed`` get their last two dimensions swapped.
     """
     tok = getattr(processor, "tokenizer", processor)
     gen = model.generation_config
@@ -104,13 +106,14 @@ def finish(model: Any, processor: Any, folder: str | Path,
     if gen.eos_token_id is None:
         gen.eos_token_id = tok.eos_token_id
     folder = save(model, processor, folder)
-    if hub_prefixes:
-        rename_weights(folder, hub_prefixes)
+    if hub_prefixes or hub_transposed:
+        rewrite_weights(folder, hub_prefixes, hub_transposed)
     return folder
 
 
-def rename_weights(folder: Path, prefixes: Sequence[tuple[str, str]]) -> None:
-    """Rewrite ``model.safetensors`` with each key's first matching prefix replaced (keys already renamed kept)."""
+def rewrite_weights(folder: Path, prefixes: Sequence[tuple[str, str]], transposed: Sequence[str] = ()) -> None:
+    """Rewrite ``model.safetensors``: each key's first matching prefix replaced (keys already renamed kept), and
+    the last two dimensions of the 3-d weights whose key ends with one of ``transposed`` swapped."""
     from safetensors.torch import load_file, save_file
 
     path = folder / "model.safetensors"
@@ -123,7 +126,12 @@ def rename_weights(folder: Path, prefixes: Sequence[tuple[str, str]]) -> None:
                 return new + key[len(old):]
         return key
 
-    state = {hub(k): v for k, v in load_file(str(path)).items()}
+    def layout(key: str, value: Any) -> Any:
+        if value.dim() == 3 and key.endswith(tuple(transposed)):
+            return value.transpose(1, 2).contiguous()
+        return value
+
+    state = {hub(k): layout(k, v) for k, v in load_file(str(path)).items()}
     save_file(state, str(path), metadata={"format": "pt"})
 
 
@@ -255,6 +263,8 @@ _QWEN_CLASSES = {  # version -> (vision config, text config, config, model, proc
                    "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor"),
     "qwen3_vl": ("Qwen3VLVisionConfig", "Qwen3VLTextConfig", "Qwen3VLConfig", "Qwen3VLForConditionalGeneration",
                  "Qwen3VLProcessor", "Qwen3VLVideoProcessor"),
+    "qwen3_vl_moe": ("Qwen3VLMoeVisionConfig", "Qwen3VLMoeTextConfig", "Qwen3VLMoeConfig",
+                     "Qwen3VLMoeForConditionalGeneration", "Qwen3VLProcessor", "Qwen3VLVideoProcessor"),
 }
 
 
@@ -263,10 +273,11 @@ def build_qwen_vl(folder: str | Path, version: str = "qwen2_vl") -> Path:
     import transformers as tf
 
     vcls, tcls, ccls, mcls, pcls, vpcls = (getattr(tf, n) for n in _QWEN_CLASSES[version])
-    template = QWEN3_VL_TEMPLATE if version == "qwen3_vl" else QWEN2_VL_TEMPLATE
+    v3 = version.startswith("qwen3_vl")
+    template = QWEN3_VL_TEMPLATE if v3 else QWEN2_VL_TEMPLATE
     tok = family_tokenizer(QWEN_SPECIALS, bos=None, eos="<|im_end|>", pad="<|endoftext|>", add_bos=False,
                            chat_template=template)
-    patch = 16 if version == "qwen3_vl" else 14
+    patch = 16 if v3 else 14
     if version == "qwen2_vl":
         vision = vcls(depth=1, embed_dim=64, hidden_size=HIDDEN, num_heads=1, patch_size=patch)
     elif version == "qwen2_5_vl":
@@ -276,11 +287,16 @@ def build_qwen_vl(folder: str | Path, version: str = "qwen2_vl") -> Path:
         vision = vcls(depth=1, hidden_size=64, intermediate_size=128, num_heads=1, out_hidden_size=HIDDEN,
                       patch_size=patch, num_position_embeddings=16, deepstack_visual_indexes=[0])
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12]}
-    if version == "qwen3_vl":
+    if v3:
         rope["mrope_interleaved"] = True
+    # norm_topk_prob: not a Qwen3VLMoeTextConfig field (transformers always renormalises the top-k router weights),
+    # but vLLM's Qwen3-MoE layer reads it from the config.
+    # 2 x moe_intermediate_size differs from HIDDEN: the experts' hub layout (transposed) is then unambiguous.
+    moe = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+               norm_topk_prob=True) if version == "qwen3_vl_moe" else {}
     text = tcls(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
                 num_attention_heads=2, num_key_value_heads=2, head_dim=HEAD_DIM, max_position_embeddings=512,
-                rope_parameters=rope, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+                rope_parameters=rope, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **moe)
     ids = {f"{k}_token_id": token_id(tok, t) for k, t in (("image", "<|image_pad|>"), ("video", "<|video_pad|>"),
                                                           ("vision_start", "<|vision_start|>"),
                                                           ("vision_end", "<|vision_end|>"))}
@@ -289,7 +305,10 @@ def build_qwen_vl(folder: str | Path, version: str = "qwen2_vl") -> Path:
     image_processor = tf.Qwen2VLImageProcessor(min_pixels=side * side, max_pixels=side * side, patch_size=patch,
                                                merge_size=2, temporal_patch_size=2)
     processor = pcls(image_processor=image_processor, tokenizer=tok, video_processor=vpcls(), chat_template=template)
-    return finish(seeded(mcls, config), processor, folder)
+    # Qwen3-VL-MoE's hub checkpoints store the fused experts as (experts, in, out); transformers 5 saves (experts,
+    # out, in) and transposes either on load, vLLM reads only the hub layout.
+    transposed = ("mlp.experts.gate_up_proj", "mlp.experts.down_proj") if version == "qwen3_vl_moe" else ()
+    return finish(seeded(mcls, config), processor, folder, hub_transposed=transposed)
 
 
 # ---- PaliGemma -----------------------------------------------------------------------------------------
@@ -572,6 +591,7 @@ VARIANTS: dict[str, Callable[[Path], Path]] = {
     "qwen2_vl": lambda folder: build_qwen_vl(folder, "qwen2_vl"),
     "qwen2_5_vl": lambda folder: build_qwen_vl(folder, "qwen2_5_vl"),
     "qwen3_vl": lambda folder: build_qwen_vl(folder, "qwen3_vl"),
+    "qwen3_vl_moe": lambda folder: build_qwen_vl(folder, "qwen3_vl_moe"),
     "paligemma": build_paligemma,
     "idefics2": lambda folder: build_idefics(folder, "idefics2"),
     "idefics3": build_idefics,
