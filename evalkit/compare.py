@@ -107,6 +107,7 @@ class TaskComparison:
     n_worse: int
     flips: list[Flip]
     notes: list[str] = field(default_factory=list)
+    flip_metric: str = ""  # the per-sample score flips are judged by: the primary's, else the task's first one
 
 
 @dataclass
@@ -330,9 +331,17 @@ def _compare_task(task: str, base: RunSide, cand: RunSide, opts: CompareOptions)
     names.sort(key=lambda m: (m != primary, m))
     metrics = [_compare_metric(m, m == primary, b_res, c_res, b_recs, c_recs, opts) for m in names]
     b_ids, c_ids = {r.id for r in b_recs}, {r.id for r in c_recs}
-    flips, better, worse = _flips(b_recs, c_recs, primary, opts.show)
+    flip_metric = _flip_metric(primary, names, b_recs)
+    flips, better, worse = _flips(b_recs, c_recs, flip_metric, opts.show)
     return TaskComparison(task, primary, metrics, len(b_ids & c_ids), len(b_ids - c_ids), len(c_ids - b_ids),
-                          better, worse, flips, notes)
+                          better, worse, flips, notes, flip_metric)
+
+
+def _flip_metric(primary: str, names: list[str], records: list[SampleRecord]) -> str:
+    """The primary metric when samples carry it; else (pair accuracy, CIDEr) the first metric they carry,
+    so the flipped samples listed are judged better/worse on a per-sample score (MMVP: accuracy)."""
+    carried = {m for r in records for m in r.scores}
+    return next((m for m in [primary, *names] if m in carried), primary)
 
 
 def compare_runs(baseline: Path, candidate: Path, opts: CompareOptions | None = None) -> Comparison:
@@ -418,7 +427,7 @@ def print_comparison(cmp: Comparison, fail_on_regression: bool = False, console:
         for note in t.notes:
             console.print(Text(f"note {t.task}: {note}", style="yellow"))
         if t.flips:
-            console.print(Text(f"{t.task}: {t.n_worse} samples worse, {t.n_better} better on {t.primary_metric}; "
+            console.print(Text(f"{t.task}: {t.n_worse} samples worse, {t.n_better} better on {t.flip_metric}; "
                                f"first {len(t.flips)} changed:", style="bold"))
         for f in t.flips:
             console.print(Text(f"  {f.id}  {_num(f.baseline_score)} -> {_num(f.candidate_score)}"))

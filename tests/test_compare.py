@@ -167,6 +167,19 @@ def test_corpus_metric_compares_values_only(tmp_path: Path, capsys: pytest.Captu
     assert main(["compare", str(base), str(cand), "--fail-on-regression", "--tolerance", "10"]) == 0
 
 
+def test_corpus_primary_lists_flips_by_the_per_sample_metric(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # MMVP-style: pair accuracy (no per-sample score) is gated; flips are judged on per-question accuracy
+    base = make_run(tmp_path, "base", {"pairs": TaskSpec([1.0] * 10, corpus={"pair_accuracy": 100.0},
+                                                         primary="pair_accuracy")})
+    cand = make_run(tmp_path, "cand", {"pairs": TaskSpec([1.0] * 7 + [0.0] * 3, corpus={"pair_accuracy": 70.0},
+                                                         primary="pair_accuracy")})
+    task = compare_runs(base, cand).tasks[0]
+    assert (task.flip_metric, task.n_worse, task.n_better, len(task.flips)) == ("accuracy", 3, 0, 3)
+    assert main(["compare", str(base), str(cand)]) == 0
+    assert "3 samples worse, 0 better on accuracy" in capsys.readouterr().out
+
+
 def test_secondary_metric_drop_does_not_gate(tmp_path: Path) -> None:
     scores = [1.0, 0.0] * 10
     base = make_run(tmp_path, "base", {"cap": TaskSpec(scores, corpus={"cider": 80.0})})
