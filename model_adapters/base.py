@@ -108,6 +108,8 @@ class Adapter:
     instructions: dict[str, str] = field(default_factory=dict)
     # Extra vllm.LLM(...) arguments for this family.
     vllm_engine_args: dict[str, Any] = field(default_factory=dict)
+    # config.json model_types of this family that vLLM does not run (measured reason), refused before engine start.
+    vllm_unsupported: dict[str, str] = field(default_factory=dict)
     # Decode generated ids with skip_special_tokens (False where boxes are special tokens, e.g. Florence-2).
     skip_special_tokens: bool = True
     # Regular expressions removed from the raw output by ``parse`` (end markers, echoed prompt prefixes).

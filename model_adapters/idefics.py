@@ -21,4 +21,6 @@ ADAPTER = Adapter(
     # vLLM runs Idefics3 and SmolVLM (not Idefics2).
     backends=("hf", "vllm"),
     vllm_engine_args={"limit_mm_per_prompt": {"image": 1}},
+    vllm_unsupported={"idefics2": "Idefics2 is not in vLLM's model registry, and its Transformers-modelling fallback "
+                                  "fails at engine start ('Idefics2Processor' has no '_get_num_multimodal_tokens')"},
 )

@@ -104,6 +104,22 @@ def cpu_engine_defaults(hf_config: Any, dtype: str, available_bytes: int,
     return out
 
 
+def unsupported_reason(hf_config: Any, adapter: "Adapter") -> str | None:
+    """Why vLLM cannot run this checkpoint although its family declares vLLM, known before the engine starts
+    (the engine would fail later, in a child process, with a traceback); None when nothing is known against it."""
+    model_type = getattr(hf_config, "model_type", None)
+    if model_type in adapter.vllm_unsupported:
+        return adapter.vllm_unsupported[model_type]
+    text = _text_config(hf_config)
+    if getattr(hf_config, "use_decoder_only_language_model", True) is False or \
+            (text is not hf_config and getattr(text, "is_encoder_decoder", False)):
+        # BLIP-2 with Flan-T5: vLLM registers no T5, and its Transformers-modelling fallback fails at engine start.
+        archs = ", ".join(getattr(hf_config, "architectures", None) or ["?"])
+        return (f"its language model ({getattr(text, 'model_type', '?')}) is an encoder-decoder; vLLM runs {archs} "
+                "only with a decoder-only language model")
+    return None
+
+
 def _finish_reason(completion: Any) -> str:
     """vLLM's ("length" | "stop" + stop_reason) -> evalkit's "length" | "eos" | "stop"."""
     if completion.finish_reason == "length":
@@ -148,6 +164,10 @@ class VllmBackend(Backend):
         self.processor = self._load_processor()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         hf_config = self._hf_config()
+        reason = unsupported_reason(hf_config, self.adapter)
+        if reason:
+            raise UsageError(f"vLLM {vllm.__version__} does not run {self.spec.checkpoint!r}: {reason}; "
+                             "use --backend hf")
         self.engine_args = self._engine_args(hf_config)
         log.info("vllm.LLM(%s)", self.engine_args)
         start = time.perf_counter()
