@@ -36,9 +36,16 @@ SLOW_CLI = (
 )
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and Python then never installs its KeyboardInterrupt
+    # handler: under `make test &` the child would shrug off the Ctrl-C this file sends. Give it the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", SLOW_CLI, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                            preexec_fn=_default_sigint)
 
 
 def samples_by_id(run_dir: Path) -> dict[str, dict]:
