@@ -261,7 +261,8 @@ def print_report(report: dict[str, Any]) -> None:
     t.add_row("overhead (evalkit / hand loop, wall excl. load)", f"{o['evalkit']['wall_s']:.2f}s",
               f"{o['hand_loop']['wall_s']:.2f}s", f"{o['ratio']:.2f}x", "<= 1.10x")
     e = o["evalkit"]
-    t.add_row("  evalkit time split", f"data {e['data_s']:.2f}s (in a thread)", f"generate {e['generate_s']:.2f}s",
+    t.add_row("  evalkit time split", f"data {e['data_s']:.2f}s ("
+              + ("in a thread" if report["overlap"].get("default_uses_thread") else "inline") + ")", f"generate {e['generate_s']:.2f}s",
               f"score {e['score_s']:.2f}s / write {e['write_s']:.2f}s", "")
     b = report["batching"]
     t.add_row("batching (bs16 / bs1 samples/s)", f"{b['batch16']['samples_per_s']:.1f}/s",
