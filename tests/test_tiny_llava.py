@@ -94,3 +94,33 @@ def test_head_size_is_64(tiny) -> None:
     tc, vc = model.config.text_config, model.config.vision_config
     assert tc.hidden_size // tc.num_attention_heads == 64
     assert vc.hidden_size // vc.num_attention_heads == 64
+
+
+def test_whole_word_tokenizer_keeps_phrases_and_coordinates_whole() -> None:
+    from evalkit.synthetic.tiny_llava import train_tokenizer
+
+    instruction = "\nAnswer the question using a single word or phrase."
+    corpus = [f"USER: <image>\nWhat color is the {k}?{instruction} ASSISTANT: {c}</s>"
+              for k in ("circle", "square") for c in ("red", "blue")] + [" [0.27, 0.02, 0.42, 0.17]"] * 3
+    tok = train_tokenizer(corpus, vocab_size=400, whole_words=True, phrases=[instruction, " ASSISTANT:"])
+    ids = tok("What color is the circle?" + instruction + " ASSISTANT:", add_special_tokens=False)["input_ids"]
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert pieces[-2:] == [instruction, " ASSISTANT:"]  # each fixed phrase is one token
+    assert tok.convert_ids_to_tokens(tok(" [0.27, 0.02,", add_special_tokens=False)["input_ids"]) == ["Ġ[0.27,", "Ġ0.02,"]
+    for text in ("What color is the triangle?" + instruction, " [0.99, 0.5]", "yes\n(a) left (b) right"):
+        assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text  # exact round trip, unseen text too
+
+
+def test_reference_tokenizer_round_trips_every_suite_prompt_and_reply() -> None:
+    from transformers import AutoProcessor
+
+    from evalkit.models import reference_path
+    from evalkit.synthetic import shapes as S
+
+    tok = AutoProcessor.from_pretrained(reference_path()).tokenizer
+    for items in S.suite(S.EVAL_SEED).values():
+        for it in items:
+            for text in (it.question, f" {it.target}"):
+                ids = tok(text, add_special_tokens=False)["input_ids"]
+                assert tok.unk_token_id not in ids
+                assert tok.decode(ids) == text

@@ -61,21 +61,39 @@ _HUB_PREFIXES = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 300) -> "PreTrainedTokenizerFast":
-    """Train a byte-level BPE tokenizer on ``texts``; it prepends ``<s>`` and carries the LLaVA chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 300, *, whole_words: bool = False, phrases: Iterable[str] = ()
+) -> "PreTrainedTokenizerFast":
+    """Train a byte-level BPE tokenizer on ``texts``; it prepends ``<s>`` and carries the LLaVA chat template.
+
+    ``whole_words``: pre-tokenize on spaces only (not GPT-2's letters/digits/punctuation split), so a piece
+    such as ``0.27,`` or ``circle.`` can become one token. ``phrases``: fixed strings (instructions, chat
+    template parts) added as single, non-special tokens, matched before BPE as ``<image>`` is.
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    phrases = list(phrases)
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if whole_words:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(r" ?[^\s]+"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
+    texts = list(texts)
+    for phrase in phrases:  # BPE merges are spent on what the phrases do not cover
+        texts = [t.replace(phrase, " ") for t in texts]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(texts), trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.add_tokens([AddedToken(p, normalized=False, special=False) for p in phrases])
     bos_id = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
