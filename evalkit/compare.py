@@ -4,8 +4,10 @@ CI regression gate (``--fail-on-regression``, exit 1).
 Reads only result files (run.json and samples/<task>.jsonl). For each task both runs evaluated and each
 metric both report: both values, the delta (candidate - baseline, in the metric's units: points for
 x100 metrics), and a paired test over the samples both runs scored: McNemar's exact test for 0/1 scores,
-otherwise a seeded paired bootstrap (its confidence interval is shown for both). Corpus metrics without
-per-sample scores (CIDEr, pair accuracy) are compared by value only.
+otherwise a seeded paired bootstrap (its confidence interval is shown for both). Pair accuracy (MMVP) is
+tested at the level it is defined on: McNemar over the pairs both runs scored, a pair being right only
+when all its questions are. Corpus metrics without per-sample scores (CIDEr, BLEU) are compared by value
+only.
 
 The gate: a PRIMARY metric regresses when it drops by more than ``tolerance`` points AND the drop is
 significant at ``alpha`` (p < alpha with a negative paired mean difference). A primary metric with no
@@ -201,15 +203,29 @@ def _scored(records: list[SampleRecord], metric: str) -> dict[str, float]:
     return {r.id: float(v) for r in records if r.error is None and (v := r.scores.get(metric)) is not None}
 
 
+def _pair_scores(records: list[SampleRecord]) -> dict[str, float]:
+    """Per-pair 0/1 scores keyed by metadata pair_id, as tasks/choice.py defines pair accuracy: a pair is
+    right when every question of it has accuracy 1; pairs with a failed or a lone question are left out."""
+    groups: dict[str, list[SampleRecord]] = {}
+    for r in records:
+        if r.metadata.get("pair_id") is not None:
+            groups.setdefault(str(r.metadata["pair_id"]), []).append(r)
+    return {pid: float(all(r.scores.get("accuracy") == 1.0 for r in group)) for pid, group in groups.items()
+            if len(group) >= 2 and all(r.error is None for r in group)}
+
+
 def _score_maps(records: list[SampleRecord], metric: str) -> dict[str, dict[str, float]]:
     """Per-sample scores that ``metric`` may be the mean of, by where they came from: "" for the metric's
-    own per-sample scores; for a breakdown metric "<base>.<group>" (e.g. accuracy.yes/no) and each
-    metadata key K, the base scores of the samples whose metadata[K] == group. Whether the metric really
-    is that mean is checked against its stored value (``_scale``) before any test is run."""
+    own per-sample scores; "pairs" for pair_accuracy (per-pair scores); for a breakdown metric
+    "<base>.<group>" (e.g. accuracy.yes/no) and each metadata key K, the base scores of the samples whose
+    metadata[K] == group. Whether the metric really is that mean is checked against its stored value
+    (``_scale``) before any test is run."""
     own = _scored(records, metric)
     if own:
         return {"": own}
     maps: dict[str, dict[str, float]] = {}
+    if metric == "pair_accuracy" and (pairs := _pair_scores(records)):
+        maps["pairs"] = pairs
     for i, ch in enumerate(metric):
         if ch != ".":
             continue

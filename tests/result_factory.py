@@ -32,6 +32,7 @@ class TaskSpec:
     content_hash: str | None = "hash-1"
     samples_per_s: float | None = None
     primary: str | None = None  # defaults to ``metric``
+    metadata: list[dict] | None = None  # per sample (e.g. MMVP's pair_id)
 
 
 def make_run(root: Path, run_id: str, tasks: dict[str, TaskSpec], *, model: str = "model", checkpoint: str = "/ckpt",
@@ -49,7 +50,7 @@ def make_run(root: Path, run_id: str, tasks: dict[str, TaskSpec], *, model: str 
                 id=f"q{i}", task=name, prompt=f"USER: <image>\nquestion {i} ASSISTANT:", output=output,
                 parsed=output, target=["1"], scores={} if score is None else {spec.metric: score},
                 error="boom" if score is None else None, error_category="generation" if score is None else None,
-                n_generated_tokens=2))
+                n_generated_tokens=2, metadata=spec.metadata[i] if spec.metadata else {}))
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         with open(run_dir / "samples" / f"{name}.jsonl", "w", encoding="utf-8") as fh:
             for r in records:

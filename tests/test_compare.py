@@ -399,3 +399,40 @@ def test_ci_gate_script(yes_models: tuple[Path, Path], baseline_run: Path, vqav2
     assert (tmp_path / "bad" / "compare.txt").read_text().startswith("baseline")
     missing = gate(yes_models[0], tmp_path / "missing", baseline=tmp_path / "nope")
     assert missing.returncode == 2 and "no run.json" in missing.stderr
+
+
+def _mmvp_like(tmp_path: Path, name: str, broken_pairs: int, n_pairs: int = 40) -> Path:
+    """n_pairs two-question pairs; in the first ``broken_pairs`` pairs the second question is wrong."""
+    scores = [s for p in range(n_pairs) for s in (1.0, 0.0 if p < broken_pairs else 1.0)]
+    meta = [{"pair_id": p, "options": ["red", "blue"]} for p in range(n_pairs) for _ in range(2)]
+    pair_acc = round(100.0 * (n_pairs - broken_pairs) / n_pairs, 4)
+    return make_run(tmp_path, name, {"mmvp": TaskSpec(scores, corpus={"pair_accuracy": pair_acc},
+                                                      primary="pair_accuracy", metadata=meta)})
+
+
+def test_pair_accuracy_is_tested_with_mcnemar_over_pairs(tmp_path: Path) -> None:
+    base = _mmvp_like(tmp_path, "base", 0)
+    cand = _mmvp_like(tmp_path, "cand", 10)  # 100 -> 75: ten pairs lost, none gained
+    m = compare_runs(base, cand).tasks[0].metrics[0]
+    assert (m.metric, m.delta, m.verdict, m.regression) == ("pair_accuracy", -25.0, "regression", True)
+    assert (m.test.method, m.test.n) == ("mcnemar", 40)  # 40 pairs, not 80 questions
+    assert m.test.p_value == pytest.approx(2 * 0.5 ** 10)
+    assert main(["compare", str(base), str(cand), "--fail-on-regression"]) == 1
+
+
+def test_small_pair_accuracy_drop_is_noise_not_a_regression(tmp_path: Path) -> None:
+    base = _mmvp_like(tmp_path, "base", 0)
+    cand = _mmvp_like(tmp_path, "cand", 2)  # 100 -> 95: two pairs lost, p = 0.5 over pairs
+    m = compare_runs(base, cand).tasks[0].metrics[0]
+    assert (m.delta, m.verdict, m.regression) == (-5.0, "drop not significant", False)
+    assert m.test.p_value == pytest.approx(0.5)
+    assert main(["compare", str(base), str(cand), "--fail-on-regression"]) == 0
+
+
+def test_pair_accuracy_without_pair_ids_is_compared_by_value(tmp_path: Path) -> None:
+    base = make_run(tmp_path, "base", {"p": TaskSpec([1.0] * 10, corpus={"pair_accuracy": 100.0},
+                                                     primary="pair_accuracy")})
+    cand = make_run(tmp_path, "cand", {"p": TaskSpec([1.0] * 10, corpus={"pair_accuracy": 90.0},
+                                                     primary="pair_accuracy")})
+    m = compare_runs(base, cand).tasks[0].metrics[0]
+    assert m.test is None and "no per-sample scores" in (m.no_test or "")
