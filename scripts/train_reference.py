@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -380,17 +380,19 @@ def main() -> None:
     # (the pools are shared copy-on-write); nothing in this process has run a torch kernel yet.
     import torch.multiprocessing as tmp
 
-    port = 29500 + os.getpid() % 1000
-    tmp.start_processes(train, args=(procs, args, pools, tokenizer, t0, port), nprocs=procs, start_method="fork")
+    with tempfile.TemporaryDirectory() as rendezvous:  # a file, not a TCP port: nothing to collide with
+        tmp.start_processes(train, args=(procs, args, pools, tokenizer, t0, Path(rendezvous) / "gloo"),
+                            nprocs=procs, start_method="fork")
 
 
-def train(rank: int, world: int, args, pools: dict[str, list], tokenizer, t0: float, port: int = 0) -> None:
+def train(rank: int, world: int, args, pools: dict[str, list], tokenizer, t0: float,
+          rendezvous: Path | None = None) -> None:
     """Stages 1 and 2 on this process's share of every batch; rank 0 logs, saves and evaluates."""
     if world > 1:
         import torch.distributed as dist
 
         torch.set_num_threads(max(1, args.threads // world))
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+        dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     say = log if rank == 0 else (lambda _msg: None)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)  # the same stream in every process: the same global batches
