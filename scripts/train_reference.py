@@ -2,7 +2,7 @@
 
     python scripts/train_reference.py --out evalkit/reference_model --seed 0 [--steps N]
 
-Recipe (CPU, 2 cores: two data-parallel processes of one thread each; the defaults take about 10 minutes on
+Recipe (CPU, 2 cores: two data-parallel processes of one thread each; the defaults take 11 minutes on
 this project's 2-core machine, see docs/reference_model.md for the measured figure):
 1. A byte-level BPE tokenizer trained on chat-rendered training conversations. Its pieces are whole
    space-separated words (a box coordinate such as "0.27," is one token), and the suite's fixed instructions
