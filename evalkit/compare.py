@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import UsageError
+from evalkit.metrics.choice import pair_scores
 from evalkit.stats_tests import DEFAULT_N_BOOT, DEFAULT_SEED, PairedTest, paired_test
 
 if TYPE_CHECKING:  # pragma: no cover - pydantic models, imported when a comparison runs
@@ -203,17 +204,6 @@ def _scored(records: list[SampleRecord], metric: str) -> dict[str, float]:
     return {r.id: float(v) for r in records if r.error is None and (v := r.scores.get(metric)) is not None}
 
 
-def _pair_scores(records: list[SampleRecord]) -> dict[str, float]:
-    """Per-pair 0/1 scores keyed by metadata pair_id, as tasks/choice.py defines pair accuracy: a pair is
-    right when every question of it has accuracy 1; pairs with a failed or a lone question are left out."""
-    groups: dict[str, list[SampleRecord]] = {}
-    for r in records:
-        if r.metadata.get("pair_id") is not None:
-            groups.setdefault(str(r.metadata["pair_id"]), []).append(r)
-    return {pid: float(all(r.scores.get("accuracy") == 1.0 for r in group)) for pid, group in groups.items()
-            if len(group) >= 2 and all(r.error is None for r in group)}
-
-
 def _score_maps(records: list[SampleRecord], metric: str) -> dict[str, dict[str, float]]:
     """Per-sample scores that ``metric`` may be the mean of, by where they came from: "" for the metric's
     own per-sample scores; "pairs" for pair_accuracy (per-pair scores); for a breakdown metric
@@ -224,7 +214,7 @@ def _score_maps(records: list[SampleRecord], metric: str) -> dict[str, dict[str,
     if own:
         return {"": own}
     maps: dict[str, dict[str, float]] = {}
-    if metric == "pair_accuracy" and (pairs := _pair_scores(records)):
+    if metric == "pair_accuracy" and (pairs := pair_scores(records)):
         maps["pairs"] = pairs
     for i, ch in enumerate(metric):
         if ch != ".":

@@ -343,7 +343,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=1000, help="BPE vocabulary (the phrases come on top)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in MIX.items()),
-                    help="task weights of stage 2, e.g. vqa=0.4,caption=0.1,grounding=0.25,pairs=0.25")
+                    help="task weights of stage 2, e.g. vqa=0.4,caption=0.05,grounding=0.3,pairs=0.25")
     ap.add_argument("--procs", type=int, default=0,
                     help="data-parallel processes, one thread each (default: --threads); 1 = one process")
     ap.add_argument("--no-eval", action="store_true")

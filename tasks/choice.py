@@ -32,15 +32,10 @@ class PairedChoiceScoring:
 
     def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
         from evalkit.metrics import mean_stderr
+        from evalkit.metrics.choice import pair_scores
 
         out = super().aggregate(records)  # type: ignore[misc]
-        pairs: dict[str, list[SampleRecord]] = {}
-        for r in records:
-            pairs.setdefault(str(r.metadata.get("pair_id")), []).append(r)
-        # A pair counts only when all its questions (two in MMVP) were evaluated without error; a lone
-        # question (e.g. cut off by --limit) is left out, as lmms-eval does.
-        values = [float(all(r.scores.get("accuracy") == 1.0 for r in group))
-                  for group in pairs.values() if len(group) >= 2 and all(r.error is None for r in group)]
+        values = list(pair_scores(records).values())
         if values:
             mean, se = mean_stderr(values)
             out["pair_accuracy"] = MetricValue(value=round(mean * 100, 4), stderr=round(se * 100, 4), n=len(values))

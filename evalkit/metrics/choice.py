@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from evalkit.results import SampleRecord
 
 _MARKDOWN = re.compile(r"[*`]+")
 _WHOLE = re.compile(r"^\s*([(\[]?)\s*([A-Za-z])\s*([)\]]?)\s*[.:]?\s*$")
@@ -111,3 +115,16 @@ def extract_choice(text: str, options: Sequence[str]) -> int | None:
         if found:
             return index
     return _option_text_match(text, options)
+
+
+def pair_scores(records: Iterable[SampleRecord]) -> dict[str, float]:
+    """MMVP's per-pair scores, keyed by ``metadata["pair_id"]``: 1.0 when every question of the pair has
+    accuracy 1, else 0.0. A pair with a failed question, or with only one question evaluated (e.g. cut off
+    by --limit), is left out, as lmms-eval does. ``pair_accuracy`` is their mean; ``evalkit compare``
+    pairs runs on them."""
+    groups: dict[str, list[SampleRecord]] = {}
+    for r in records:
+        if r.metadata.get("pair_id") is not None:
+            groups.setdefault(str(r.metadata["pair_id"]), []).append(r)
+    return {pid: float(all(r.scores.get("accuracy") == 1.0 for r in group)) for pid, group in groups.items()
+            if len(group) >= 2 and all(r.error is None for r in group)}
