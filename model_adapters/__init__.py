@@ -7,7 +7,7 @@ Adapter modules import nothing heavy, so listing and family detection stay fast.
 
 from __future__ import annotations
 
-from evalkit.registry import Registry
+from evalkit.core.registry import Registry
 
 from .base import Adapter
 

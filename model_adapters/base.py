@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evalkit.errors import UsageError
-from evalkit.types import Prompt, Sample
+from evalkit.core.errors import UsageError
+from evalkit.core.types import Prompt, Sample
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -94,7 +94,7 @@ class Adapter:
     model_types: tuple[str, ...] = ()
     # Names a user may give for well-known checkpoints of the family -> hub id.
     checkpoints: dict[str, str] = field(default_factory=dict)
-    # How boxes are written in this family's prompts and outputs (see evalkit.grounding).
+    # How boxes are written in this family's prompts and outputs (see evalkit.core.boxes).
     box_format: str = "norm_xyxy"
     # Checkpoints of one family can differ (e.g. LLaVA-1.5 pads to a square, NeXT does not).
     box_format_by_model_type: dict[str, str] = field(default_factory=dict)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.types import Prompt
+from evalkit.core.types import Prompt
 
 from .base import FixedPromptAdapter
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evalkit.types import Prompt, Sample
+from evalkit.core.types import Prompt, Sample
 
 from .base import Adapter
 

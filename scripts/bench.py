@@ -1,8 +1,8 @@
-"""`make bench`: see evalkit/bench.py for what is measured."""
+"""`make bench`: see evalkit/testing/bench.py for what is measured."""
 
 import sys
 
-from evalkit.bench import main
+from evalkit.testing.bench import main
 
 if __name__ == "__main__":  # vLLM spawns workers: keep engine creation under the main guard
     sys.exit(main(sys.argv[1:]))

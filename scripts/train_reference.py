@@ -18,7 +18,7 @@ this project's 2-core machine, see docs/reference_model.md for the measured figu
    lr matters most: at 1e-3 the LM stays in the answer-prior basin (colour/shape at chance, captions "a blue
    square" for every image). The LM head runs only where a reply token is predicted.
    Training data comes from seeds >= 1000 and never holds a scene of the evaluation suite (EVAL_SEED).
-4. Save with evalkit.synthetic.tiny_llava.save_checkpoint (hub key layout) and evaluate greedily on the
+4. Save with evalkit.testing.tiny_llava.save_checkpoint (hub key layout) and evaluate greedily on the
    evaluation suite through the chat-template prompt.
 """
 
@@ -39,7 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evalkit.synthetic import shapes as S  # noqa: E402
-from evalkit.synthetic.tiny_llava import build_tiny_llava, save_checkpoint, train_tokenizer  # noqa: E402
+from evalkit.testing.tiny_llava import build_tiny_llava, save_checkpoint, train_tokenizer  # noqa: E402
 
 TRAIN_SEED_BASE = 1000
 MIX = {"vqa": 0.4, "caption": 0.05, "grounding": 0.3, "pairs": 0.25}
@@ -284,7 +284,7 @@ def cider(preds: dict[str, str], refs: dict[str, list[str]]) -> float:
 
 
 def grounding_acc(model, processor, items) -> float:
-    from evalkit.grounding import decode_box
+    from evalkit.core.boxes import decode_box
 
     preds = generate(model, processor, items, 28)
     hits = []

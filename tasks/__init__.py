@@ -6,13 +6,21 @@ Names: benchmark first, split last (``vqav2_val``). A bare benchmark name means 
 
 from __future__ import annotations
 
-from evalkit.errors import UsageError
-from evalkit.lmms_results import PREFIX as LMMS_PREFIX  # "lmms:<task>": installed lmms-eval tasks, resolved lazily
-from evalkit.registry import Registry
+from evalkit.core.errors import UsageError
+from evalkit.core.registry import Registry, load_attr
 
 from .base import Task, TaskContext
 
 TASKS: Registry = Registry("task")
+# Task names with a prefix come from another tool, resolved by plug-in functions named here as strings (no import
+# of the layer above): prefix -> ("module:expand", "module:make_task").
+PREFIXED_SOURCES: dict[str, tuple[str, str]] = {
+    "lmms:": ("evalkit.interop.lmms_bridge:expand", "evalkit.interop.lmms_bridge:lmms_task"),  # installed lmms-eval
+}
+
+
+def _prefix_of(name: str) -> str | None:
+    return next((p for p in PREFIXED_SOURCES if name.startswith(p)), None)
 TASKS.register("vqav2_val", "evalkit.tasks.vqa:vqav2_val")
 TASKS.register("vqav2_testdev", "evalkit.tasks.vqa:vqav2_testdev")
 TASKS.register("shapes_vqa", "evalkit.tasks.shapes:shapes_vqa")
@@ -62,10 +70,9 @@ def expand_tasks(spec: str) -> list[str]:
         part = part.strip()
         if not part:
             raise UsageError(f"--tasks {spec!r} has an empty item; write names separated by single commas")
-        if part.startswith(LMMS_PREFIX):  # an installed lmms-eval task, group or tag (evalkit.lmms_bridge)
-            from evalkit.lmms_bridge import expand
-
-            members = tuple(expand(part))
+        prefix = _prefix_of(part)
+        if prefix:  # e.g. an installed lmms-eval task, group or tag
+            members = tuple(load_attr(PREFIXED_SOURCES[prefix][0])(part))
         elif part in GROUPS:
             members = GROUPS[part]
         elif part in ALIASES:
@@ -73,7 +80,7 @@ def expand_tasks(spec: str) -> list[str]:
         else:
             members = (part,)
         for name in members:
-            if name not in TASKS and not name.startswith(LMMS_PREFIX):
+            if name not in TASKS and not _prefix_of(name):
                 TASKS.meta(name)  # raises UsageError with "did you mean"
             if name not in names:
                 names.append(name)
@@ -81,10 +88,9 @@ def expand_tasks(spec: str) -> list[str]:
 
 
 def get_task(name: str) -> Task:
-    if name.startswith(LMMS_PREFIX):
-        from evalkit.lmms_bridge import lmms_task
-
-        return lmms_task(name)
+    prefix = _prefix_of(name)
+    if prefix:
+        return load_attr(PREFIXED_SOURCES[prefix][1])(name)
     return TASKS.get(name)()
 
 

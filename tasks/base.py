@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.types import GenerationSettings, Json, Sample, SampleError
+from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.core.types import GenerationSettings, Json, Sample, SampleError
 
 
 # Task.kind of tasks scored from an image-text encoder's similarities (Backend.similarity), e.g. mmvp_vlm.
@@ -124,9 +124,9 @@ def bad_record(sample_id: str, exc: Exception) -> Sample:
 
 @dataclass
 class HubTask(Task):
-    """A task read from a hub dataset (or its local mirror) with evalkit.data."""
+    """A task read from a hub dataset (or its local mirror) with evalkit.core.data."""
 
-    dataset: Any = None  # evalkit.data.DatasetSpec
+    dataset: Any = None  # evalkit.core.data.DatasetSpec
     id_column: str = "question_id"
 
     @abstractmethod
@@ -134,7 +134,7 @@ class HubTask(Task):
         """One dataset row -> Sample. KeyError/TypeError/ValueError mark the record as bad."""
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.data import open_dataset
+        from evalkit.core.data import open_dataset
 
         source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
         n = limited(len(source), ctx.limit)

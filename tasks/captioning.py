@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.data import DatasetSpec, image_ref
-from evalkit.errors import UsageError
-from evalkit.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.types import GenerationSettings, Sample
+from evalkit.core.data import DatasetSpec, image_ref
+from evalkit.core.errors import UsageError
+from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.core.types import GenerationSettings, Sample
 
 from .base import HubTask, Task, TaskContext, TaskData, limited
 
@@ -80,7 +80,7 @@ class HubCaptionTask(CaptionScoring, HubTask):
     image_path: str | None = None
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.data import open_dataset
+        from evalkit.core.data import open_dataset
 
         source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
         n = limited(len(source), ctx.limit)

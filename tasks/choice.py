@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evalkit.results import MetricValue, SampleRecord
-from evalkit.types import Json
+from evalkit.core.results import MetricValue, SampleRecord
+from evalkit.core.types import Json
 
 from .base import ParseContext
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.results import SampleRecord
-from evalkit.types import Json
+from evalkit.core.results import SampleRecord
+from evalkit.core.types import Json
 
 from .base import ParseContext
 
@@ -23,7 +23,7 @@ class GroundingScoring:
     """Mixin for tasks whose target is a pixel box [x1, y1, x2, y2] and metadata holds width/height."""
 
     def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
-        from evalkit.grounding import decode_box
+        from evalkit.core.boxes import decode_box
 
         box = decode_box(output, ctx.box_format, int(metadata["width"]), int(metadata["height"]))  # type: ignore[arg-type]
         return None if box is None else [round(float(v), 3) for v in box]

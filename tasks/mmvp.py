@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.data import DatasetSpec, image_ref
-from evalkit.errors import UsageError
-from evalkit.results import DatasetInfo
-from evalkit.types import GenerationSettings, Sample, SampleError
+from evalkit.core.data import DatasetSpec, image_ref
+from evalkit.core.errors import UsageError
+from evalkit.core.results import DatasetInfo
+from evalkit.core.types import GenerationSettings, Sample, SampleError
 
 from .base import HubTask, TaskContext, TaskData, limited
 from .choice import CHOICE_SUFFIX, PairedChoiceScoring
@@ -82,7 +82,7 @@ class MMVPTask(PairedChoiceScoring, HubTask):
     corrected: bool = True
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.data import open_dataset
+        from evalkit.core.data import open_dataset
 
         source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
         folder = image_folder(source.root).relative_to(source.root).as_posix()

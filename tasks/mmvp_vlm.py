@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.data import DatasetSpec, image_ref
-from evalkit.errors import UsageError
-from evalkit.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.types import Json, Sample
+from evalkit.core.data import DatasetSpec, image_ref
+from evalkit.core.errors import UsageError
+from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.core.types import Json, Sample
 
 from .base import ENCODER_KIND, HubTask, ParseContext, TaskContext, TaskData, limited
 from .mmvp import _clean_keys  # header names without a BOM or padding, as for MMVP's CSV
@@ -85,7 +85,7 @@ class MMVPVLMTask(HubTask):
     """MMVP-VLM's 135 statement pairs, one sample per pair."""
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.data import open_dataset
+        from evalkit.core.data import open_dataset
 
         source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
         folder = source.root / image_folder(source.root)

@@ -12,13 +12,13 @@ before it on the same image. Each turn is asked with the model's OWN earlier ans
 yields the next turns once the earlier answers are in the store (the runner calls it after each
 pass). A turn whose earlier turn has no answer is recorded as a generation error.
 
-Scoring (an LLM judge, :mod:`evalkit.judge`): each answer is reviewed against a reference answer
+Scoring (an LLM judge, :mod:`evalkit.backends.judge`): each answer is reviewed against a reference answer
 file (default mPLUG-Owl 7B's, ``EVALKIT_OWLEVAL_REFERENCE`` picks another file in ``answer/`` or any
 path), LLaVA-Bench style: reference = Assistant 1, model = Assistant 2, 1-10 each. Relative score
 = mean(model) / mean(reference) x 100 over the judged questions, overall, per ability (a-f) and per
 turn type, with a delta-method stderr. Judge model, prompt hash and raw judgement are stored in each
 sample's ``metadata["judge"]``. Without a judge the run completes with scores pending (null).
-Human grades (A-D, the paper's protocol): ``evalkit rate export|import`` (evalkit.rating).
+Human grades (A-D, the paper's protocol): ``evalkit rate export|import`` (evalkit.commands.rating).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import UsageError
-from evalkit.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.types import GenerationSettings, ImageRef, Sample, SampleError, Turn
+from evalkit.core.errors import UsageError
+from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.core.types import GenerationSettings, ImageRef, Sample, SampleError, Turn
 
 from .base import Task, TaskContext, TaskData, bad_record, limited
 
@@ -145,7 +145,7 @@ def read_answers(path: Path) -> dict[int, tuple[str, str]]:
 
 
 def _source() -> Any:
-    from evalkit.data import DatasetSpec
+    from evalkit.core.data import DatasetSpec
 
     return DatasetSpec(REPO, split=FOLDER)
 
@@ -178,7 +178,7 @@ class OwlEvalTask(Task):
     # Reference answer file: a name in answer/ or a path; None: $EVALKIT_OWLEVAL_REFERENCE, else mPLUG-Owl 7B.
     reference: str | None = None
     # The judge; None: from the EVALKIT_JUDGE_* environment at scoring time (no judge: scores pending).
-    judge_config: Any = None  # evalkit.judge.JudgeConfig
+    judge_config: Any = None  # evalkit.backends.judge.JudgeConfig
     multi_turn: bool = True  # the runner asks followups() for the later turns of each dialogue
     # Where the data comes from (for `evalkit list tasks`): a GitHub repository, read only from a local clone.
     dataset: Any = field(default_factory=lambda: _source())
@@ -272,7 +272,7 @@ class OwlEvalTask(Task):
     # -- scoring ---------------------------------------------------------------------------------
     def judge(self) -> Any:
         """The Judge to use, or None when no judge is configured."""
-        from evalkit.judge import Judge, JudgeConfig
+        from evalkit.backends.judge import Judge, JudgeConfig
 
         config = self.judge_config or JudgeConfig.from_env()
         if config is None:
@@ -284,7 +284,7 @@ class OwlEvalTask(Task):
     def review(self, record: SampleRecord, with_images: bool) -> Any:
         """The pairwise review of one record (reference = Assistant 1, model = Assistant 2)."""
         from evalkit.backends.openai import encode_image
-        from evalkit.judge import PairwiseReview
+        from evalkit.backends.judge import PairwiseReview
 
         meta = record.metadata
         if not isinstance(record.target, str):

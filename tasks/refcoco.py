@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.data import DatasetSpec, image_ref
-from evalkit.results import DatasetInfo
-from evalkit.types import GenerationSettings, Sample, SampleError
+from evalkit.core.data import DatasetSpec, image_ref
+from evalkit.core.results import DatasetInfo
+from evalkit.core.types import GenerationSettings, Sample, SampleError
 
 from .base import Task, TaskContext, TaskData, bad_record, limited
 from .grounding import GROUNDING_PROMPT, GroundingScoring
@@ -64,7 +64,7 @@ class RefCOCOTask(GroundingScoring, Task):
     expressions_column: str = "answer"
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.data import open_dataset
+        from evalkit.core.data import open_dataset
 
         source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
         # Count expressions from the answer column alone (parquet reads no image bytes for this).

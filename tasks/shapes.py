@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.results import DatasetInfo
-from evalkit.types import GenerationSettings, ImageRef, Sample
+from evalkit.core.results import DatasetInfo
+from evalkit.core.types import GenerationSettings, ImageRef, Sample
 
 from .base import Task, TaskContext, TaskData, limited
 from .captioning import CaptionScoring

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.data import DatasetSpec, image_ref
-from evalkit.errors import UsageError
-from evalkit.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.types import GenerationSettings, ImageRef, Sample
+from evalkit.core.data import DatasetSpec, image_ref
+from evalkit.core.errors import UsageError
+from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.core.types import GenerationSettings, ImageRef, Sample
 
 from .base import HubTask, TaskContext, TaskData, limited
 
@@ -267,7 +267,7 @@ class GQATask(VQATask):
     image_cache_bytes: int = 256 << 20
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.data import open_dataset
+        from evalkit.core.data import open_dataset
 
         if self.images is None:
             raise UsageError(f"task {self.name} has no image config")

@@ -13,7 +13,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 @pytest.fixture(scope="session")
 def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from evalkit.synthetic.tiny_llava import make_tiny_llava
+    from evalkit.testing.tiny_llava import make_tiny_llava
 
     folder = tmp_path_factory.mktemp("tiny-llava")
     make_tiny_llava(folder, seed=0)
@@ -23,7 +23,7 @@ def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def vqav2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A --data-dir holding lmms-lab/VQAv2 (validation with 2 corrupt images, and testdev)."""
-    from evalkit.synthetic.hub_fixtures import write_fixture
+    from evalkit.testing.hub_fixtures import write_fixture
 
     root = tmp_path_factory.mktemp("data")
     write_fixture("lmms-lab/VQAv2", root, n=24, seed=0, corrupt=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.cli import main
-from evalkit.synthetic.fixture_specs_tasks import write_fixture
+from evalkit.testing.fixture_specs_tasks import write_fixture
 
 
 def write_data(root: Path, names: list[str], n: int = 12, corrupt: int = 1) -> Path:

@@ -1,4 +1,4 @@
-"""Build result folders (run.json + samples/<task>.jsonl) from per-sample scores, with evalkit.results
+"""Build result folders (run.json + samples/<task>.jsonl) from per-sample scores, with evalkit.core.results
 models, so leaderboard and compare tests need no model."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.metrics import mean_stderr
-from evalkit.results import (
+from evalkit.core.results import (
     DatasetInfo,
     MetricValue,
     ModelInfo,

@@ -8,10 +8,10 @@ import pytest
 
 from evalkit.adapters import all_adapters, get_adapter
 from evalkit.adapters.base import Adapter, FixedPromptAdapter, PromptFields, infer_kind
-from evalkit.errors import UsageError
-from evalkit.grounding import BOX_FORMATS, decode_box
-from evalkit.models import detect_family, resolve_model
-from evalkit.types import Prompt, Sample, Turn
+from evalkit.core.errors import UsageError
+from evalkit.core.boxes import BOX_FORMATS, decode_box
+from evalkit.runner.models import detect_family, resolve_model
+from evalkit.core.types import Prompt, Sample, Turn
 
 Q = "What color is the circle?"
 VQA = Sample(id="v", question=Q + "\nAnswer the question using a single word or phrase.", metadata={"raw_question": Q})

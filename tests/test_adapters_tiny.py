@@ -1,4 +1,4 @@
-"""Every MLLM family end to end on a tiny real-architecture checkpoint (evalkit.synthetic.tiny_models).
+"""Every MLLM family end to end on a tiny real-architecture checkpoint (evalkit.testing.tiny_models).
 
 One record per checkpoint variant, one runner for all of them (the shape of vLLM's multimodal tests):
 the family is detected from the saved config.json, the adapter's prompt is the family's exact format
@@ -21,8 +21,8 @@ from evalkit.adapters import get_adapter  # noqa: E402
 from evalkit.backends import BackendConfig  # noqa: E402
 from evalkit.backends.hf import HfBackend  # noqa: E402
 from evalkit.cli import main  # noqa: E402
-from evalkit.models import resolve_model  # noqa: E402
-from evalkit.types import GenerationSettings, Sample  # noqa: E402
+from evalkit.runner.models import resolve_model  # noqa: E402
+from evalkit.core.types import GenerationSettings, Sample  # noqa: E402
 
 # The hf backend does not call these adapter hooks yet (the change is a few lines; see docs/models.md).
 NEEDS_BACKEND_HOOKS = "hf backend does not yet call Adapter.{}"
@@ -31,7 +31,7 @@ ENC_DEC = NEEDS_BACKEND_HOOKS.format("padding_side/output_offset (encoder-decode
 
 @dataclass(frozen=True)
 class Case:
-    variant: str  # key of evalkit.synthetic.tiny_models.VARIANTS
+    variant: str  # key of evalkit.testing.tiny_models.VARIANTS
     family: str
     model_type: str
     prompt: str  # the VQA prompt; {q} = bare question, {full} = question with the task instruction
@@ -97,7 +97,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def folder_of(case: Case, folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from evalkit.synthetic.tiny_models import build
+    from evalkit.testing.tiny_models import build
 
     if case.variant not in folders:
         folders[case.variant] = build(case.variant, tmp_path_factory.mktemp(case.variant))

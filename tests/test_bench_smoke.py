@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evalkit.bench import main
+from evalkit.testing.bench import main
 
 
 def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:

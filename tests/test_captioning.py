@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("pycocoevalcap")
-from evalkit.errors import UsageError  # noqa: E402
+from evalkit.core.errors import UsageError  # noqa: E402
 from evalkit.metrics import captioning  # noqa: E402
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="captioning metrics need Java")

@@ -11,8 +11,8 @@ import pytest
 from result_factory import TaskSpec, make_run
 
 from evalkit.cli import main
-from evalkit.compare import CompareOptions, compare_runs
-from evalkit.stats_tests import mcnemar_exact, paired_bootstrap, paired_test
+from evalkit.commands.compare import CompareOptions, compare_runs
+from evalkit.metrics.paired import mcnemar_exact, paired_bootstrap, paired_test
 
 # -- statistics against hand-computed values ----------------------------------------------------------
 
@@ -276,7 +276,7 @@ def _yes_sayer(folder: Path) -> Path:
     "ASSISTANT:" -> "y" -> "es" -> </s>. It scores on the yes/no questions whose answer is yes."""
     import torch
 
-    from evalkit.synthetic.tiny_llava import make_tiny_llava, save_checkpoint
+    from evalkit.testing.tiny_llava import make_tiny_llava, save_checkpoint
 
     model, processor = make_tiny_llava(folder, seed=0)
     tok = processor.tokenizer
@@ -362,7 +362,7 @@ def test_real_drop_from_a_damaged_checkpoint(yes_models: tuple[Path, Path], base
 @pytest.mark.skipif(not (Path(__file__).parents[1] / "evalkit" / "reference_model" / "config.json").exists(),
                     reason="the bundled reference model is not built (make reference-model)")
 def test_real_drop_reference_model_without_projector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from evalkit.models import reference_path
+    from evalkit.runner.models import reference_path
 
     blind = _damaged_copy(reference_path(), tmp_path / "blind", "multi_modal_projector.")
     base = _run("reference", tmp_path / "base", "--tasks", "shapes_vqa", "--limit", "40")

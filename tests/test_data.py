@@ -1,4 +1,4 @@
-"""evalkit.data: resolution order, the real hub/save_to_disk layouts, streaming, errors, hub path."""
+"""evalkit.core.data: resolution order, the real hub/save_to_disk layouts, streaming, errors, hub path."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from evalkit.data import DatasetSpec, image_ref, open_dataset
-from evalkit.errors import UsageError
-from evalkit.synthetic.hub_fixtures import I64, STR, Image, write_dataset_dict, write_fixture, write_split
-from evalkit.types import ImageRef, SampleError
+from evalkit.core.data import DatasetSpec, image_ref, open_dataset
+from evalkit.core.errors import UsageError
+from evalkit.testing.hub_fixtures import I64, STR, Image, write_dataset_dict, write_fixture, write_split
+from evalkit.core.types import ImageRef, SampleError
 
 VQA = "lmms-lab/VQAv2"
 FEATURES = {"question_id": I64, "question": STR, "image": Image()}

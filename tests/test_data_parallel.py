@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from evalkit.cli import main
-from evalkit.types import Sample, SampleError
+from evalkit.core.types import Sample, SampleError
 
 TASK = "vqav2_val"
 
@@ -64,7 +64,7 @@ def test_without_ray_the_flag_names_the_install(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_work_units_are_the_single_process_windows_and_requeue_first() -> None:
-    from evalkit.distributed import WorkUnits
+    from evalkit.interop.distributed import WorkUnits
 
     units = WorkUnits(iter([Sample(id=str(i), question="q") for i in range(10)]), size=4)
     first = units.take()
@@ -78,7 +78,7 @@ def test_work_units_are_the_single_process_windows_and_requeue_first() -> None:
 
 
 def test_samples_with_a_load_error_cross_process_boundaries() -> None:
-    import evalkit.distributed  # noqa: F401  (registers the picklers)
+    import evalkit.interop.distributed  # noqa: F401  (registers the picklers)
 
     sample = Sample(id="7", question="q", load_error=SampleError("bad_record", "no 'answers' field"))
     picklers: list[Any] = [pickle]
@@ -150,7 +150,7 @@ class SlowReplica:
 
     @staticmethod
     def make() -> Any:
-        from evalkit.distributed import Replica
+        from evalkit.interop.distributed import Replica
 
         class Slow(Replica):
             def run_unit(self, task_name: str, samples: list[Sample]) -> Iterator[Any]:
@@ -164,7 +164,7 @@ class SlowReplica:
 def test_a_killed_replica_is_restarted_and_finished_samples_are_not_redone(
         ray_cluster: Any, monkeypatch: pytest.MonkeyPatch, reference: Path, tiny_llava: Path, vqav2_dir: Path,
         tmp_path: Path) -> None:
-    import evalkit.distributed as dist
+    import evalkit.interop.distributed as dist
 
     ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Slow is defined here
     monkeypatch.setattr(dist, "_actor_class", lambda: ray_cluster.remote(max_restarts=0)(SlowReplica.make()))
@@ -202,7 +202,7 @@ def test_a_killed_replica_is_restarted_and_finished_samples_are_not_redone(
 def test_an_interrupted_two_replica_run_resumes_in_one_process(
         ray_cluster: Any, monkeypatch: pytest.MonkeyPatch, reference: Path, tiny_llava: Path, vqav2_dir: Path,
         tmp_path: Path) -> None:
-    from evalkit.store import SampleStore
+    from evalkit.core.store import SampleStore
 
     real_append = SampleStore.append
 

@@ -161,7 +161,7 @@ def test_generation_exception_is_recorded_per_sample(monkeypatch: pytest.MonkeyP
 
 
 def test_missing_fields_and_corrupt_images_are_counted(tiny_llava: Path, tmp_path: Path) -> None:
-    from evalkit.synthetic.hub_fixtures import write_fixture
+    from evalkit.testing.hub_fixtures import write_fixture
 
     root = write_fixture("lmms-lab/VQAv2", tmp_path / "data", n=8, seed=1, corrupt=1)
     shard = sorted((root / "data").glob("validation-*.parquet"))[0]

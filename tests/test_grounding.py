@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.errors import UsageError
-from evalkit.grounding import BOX_FORMATS, decode_box, encode_box
+from evalkit.core.errors import UsageError
+from evalkit.core.boxes import BOX_FORMATS, decode_box, encode_box
 from evalkit.metrics import iou
 
 

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evalkit.data import DatasetSpec, open_dataset
-from evalkit.synthetic.hub_fixtures import FIXTURES, SPECS, arrow_schema, write_fixture
-from evalkit.types import SampleError
+from evalkit.core.data import DatasetSpec, open_dataset
+from evalkit.testing.hub_fixtures import FIXTURES, SPECS, arrow_schema, write_fixture
+from evalkit.core.types import SampleError
 
 BACKGROUND = (250, 250, 245)
 PARQUET = [name for name in FIXTURES if SPECS[name].csv_file is None]

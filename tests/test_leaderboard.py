@@ -16,8 +16,8 @@ from result_factory import TaskSpec, make_run
 from rich.console import Console
 
 from evalkit.cli import main
-from evalkit.leaderboard import build_leaderboard, print_leaderboard, to_csv, to_markdown
-from evalkit.leaderboard_html import render_html
+from evalkit.commands.leaderboard import build_leaderboard, print_leaderboard, to_csv, to_markdown
+from evalkit.commands.leaderboard_html import render_html
 
 XSS = "<script>alert(1)</script>"
 

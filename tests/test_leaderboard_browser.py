@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from result_factory import TaskSpec, make_run
 
-from evalkit.leaderboard import build_leaderboard
-from evalkit.leaderboard_html import render_html
+from evalkit.commands.leaderboard import build_leaderboard
+from evalkit.commands.leaderboard_html import render_html
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")

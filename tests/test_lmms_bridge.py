@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from evalkit.cli import main
-from evalkit.errors import UsageError
-from evalkit.results import SampleRecord
+from evalkit.core.errors import UsageError
+from evalkit.core.results import SampleRecord
 from evalkit.tasks import expand_tasks, get_task
 from evalkit.tasks.base import ParseContext, TaskContext
-from evalkit.types import GenerationSettings
+from evalkit.core.types import GenerationSettings
 
 DATE = "20250102_030405"
 
@@ -53,7 +53,7 @@ def _move(root: Path, src: str, dst: str) -> Path:
 def write_lmms_mmvp(root: Path, n: int = 8) -> Path:
     """lmms-lab-eval/MMVP (parquet, split train: Index, Question, Options, Correct Answer, image) from the
     MMVP/MMVP fixture (Questions.csv + image files)."""
-    from evalkit.synthetic.hub_fixtures import I64, STR, Image, write_fixture, write_split
+    from evalkit.testing.hub_fixtures import I64, STR, Image, write_fixture, write_split
 
     src = write_fixture("MMVP/MMVP", root / "_mmvp_src", n=n, seed=0)
     with open(src / "Questions.csv", encoding="utf-8") as f:
@@ -71,7 +71,7 @@ def write_lmms_mmvp(root: Path, n: int = 8) -> Path:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A --data-dir mirroring lmms-eval 0.7.3's dataset paths: VQAv2, RefCOCO, OK-VQA, MMVP."""
-    from evalkit.synthetic.hub_fixtures import write_fixture
+    from evalkit.testing.hub_fixtures import write_fixture
 
     root = tmp_path_factory.mktemp("lmms-data")
     write_fixture("lmms-lab/VQAv2", root, n=8, seed=0)
@@ -87,7 +87,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def broken_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The VQAv2 mirror with one truncated image."""
-    from evalkit.synthetic.hub_fixtures import write_fixture
+    from evalkit.testing.hub_fixtures import write_fixture
 
     root = tmp_path_factory.mktemp("lmms-broken")
     write_fixture("lmms-lab/VQAv2", root, n=8, seed=0, corrupt=1)
@@ -103,7 +103,7 @@ def table_files(root: Path, dataset: str, split: str) -> list[str]:
 
 def test_missing_lmms_eval_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from evalkit.lmms_bridge import lmms_api, task_index
+    from evalkit.interop.lmms_bridge import lmms_api, task_index
 
     lmms_api.cache_clear()
     task_index.cache_clear()
@@ -120,7 +120,7 @@ def test_missing_lmms_eval_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatc
 
 
 def test_generation_kwargs_are_taken_as_written() -> None:
-    from evalkit.lmms_bridge import DEFAULT_MAX_NEW_TOKENS, generation_settings
+    from evalkit.interop.lmms_bridge import DEFAULT_MAX_NEW_TOKENS, generation_settings
 
     settings, notes = generation_settings({"max_new_tokens": 64, "temperature": 0, "top_p": 1.0, "num_beams": 1,
                                            "do_sample": False, "until": ["\n\n"]})
@@ -233,7 +233,7 @@ def lmms_eval_replay(name: str, split: str, files: list[str], outputs: dict[int,
     """lmms-eval's evaluator on the same files, its model answering ``outputs[doc_id]``. Returns its results
     (samples included) and what it asked the model: doc_id -> (context, generation kwargs). With
     ``output_path`` it also writes its result files as its command line does."""
-    from evalkit.lmms_bridge import lmms_api
+    from evalkit.interop.lmms_bridge import lmms_api
 
     lmms_api()
     from lmms_eval import evaluator
@@ -388,8 +388,8 @@ def test_run_vqav2_through_lmms_with_the_tiny_llava(tiny_llava: Path, broken_dir
 def two_runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any, list[Any]]:
     """The same vqav2_val answers scored by lmms-eval (its output folder) and by evalkit (a run folder)."""
     needs_lmms()
-    from evalkit.results import ModelInfo, RunConfig, RunRecord, TaskResult, write_run
-    from evalkit.store import SampleStore
+    from evalkit.core.results import ModelInfo, RunConfig, RunRecord, TaskResult, write_run
+    from evalkit.core.store import SampleStore
 
     root = tmp_path_factory.mktemp("lmms-runs")
     task, records = bridge_records("vqav2_val", data_dir, _vqa_answer)
@@ -409,7 +409,7 @@ def two_runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 
 def test_lmms_eval_results_convert_to_the_same_numbers(two_runs: tuple[Path, Path, Any, list[Any]]) -> None:
-    from evalkit.lmms_results import find_results_file, read_lmms_run, read_lmms_samples
+    from evalkit.interop.lmms_results import find_results_file, read_lmms_run, read_lmms_samples
 
     results_file, _, task, records = two_runs
     assert results_file.parent.name == "replay-model" and find_results_file(results_file.parent) == results_file
@@ -431,7 +431,7 @@ def test_lmms_eval_results_convert_to_the_same_numbers(two_runs: tuple[Path, Pat
 
 def test_compare_an_lmms_eval_run_with_an_evalkit_run(two_runs: tuple[Path, Path, Any, list[Any]],
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from evalkit.compare import compare_runs
+    from evalkit.commands.compare import compare_runs
 
     results_file, run_dir, _, records = two_runs
     cmp = compare_runs(results_file.parent, run_dir)
@@ -446,7 +446,7 @@ def test_compare_an_lmms_eval_run_with_an_evalkit_run(two_runs: tuple[Path, Path
 
 
 def test_leaderboard_lists_lmms_eval_runs_next_to_evalkit_runs(two_runs: tuple[Path, Path, Any, list[Any]]) -> None:
-    from evalkit.leaderboard import build_leaderboard
+    from evalkit.commands.leaderboard import build_leaderboard
 
     results_file, run_dir, task, records = two_runs
     board = build_leaderboard(run_dir.parent.parent)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from evalkit.results import SampleRecord
+from evalkit.core.results import SampleRecord
 from evalkit.tasks import get_task
 from evalkit.tasks.base import ParseContext
 
@@ -25,7 +25,7 @@ pytest.importorskip("lmms_eval")
 
 def lmms_utils(task_dir: str, module: str = "utils") -> ModuleType:
     """lmms-eval's ``tasks/<task_dir>/<module>.py``, imported through the bridge's import helper."""
-    from evalkit.lmms_bridge import lmms_api
+    from evalkit.interop.lmms_bridge import lmms_api
 
     lmms_api()
     return importlib.import_module(f"lmms_eval.tasks.{task_dir}.{module}")
@@ -122,7 +122,7 @@ def test_vqa_single_answer_is_zero_in_lmms_eval_and_an_error_in_evalkit() -> Non
 @pytest.fixture(scope="module")
 def refcoco_docs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """lmms-eval's own preprocessing (one document per expression, bbox normalized) of the RefCOCO fixture."""
-    from evalkit.synthetic.hub_fixtures import write_fixture
+    from evalkit.testing.hub_fixtures import write_fixture
 
     utils = lmms_utils("refcoco", "utils_rec")
     import datasets
@@ -183,7 +183,7 @@ def test_refcoco_iou_and_accuracy_match_lmms_eval(refcoco_docs: list[dict[str, A
 
 def test_refcoco_documented_box_differences(refcoco_docs: list[dict[str, Any]]) -> None:
     """lmms-eval reads every answer as [0, 1] floats of the image, unclipped, digits before the point."""
-    from evalkit.grounding import encode_box
+    from evalkit.core.boxes import encode_box
 
     utils = lmms_utils("refcoco", "utils_rec")
     task = get_task("refcoco_val")

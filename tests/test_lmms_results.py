@@ -1,4 +1,4 @@
-"""lmms-eval's result files read as evalkit runs (evalkit.lmms_results), in leaderboard and compare.
+"""lmms-eval's result files read as evalkit runs (evalkit.interop.lmms_results), in leaderboard and compare.
 
 The files here are written in the exact shape lmms-eval 0.7.3 writes (checked against files its own
 EvaluationTracker wrote in tests/test_lmms_bridge.py); reading them needs no lmms-eval installed.
@@ -14,10 +14,10 @@ import pytest
 from result_factory import TaskSpec, make_run
 
 from evalkit.cli import main
-from evalkit.compare import compare_runs
-from evalkit.errors import UsageError
-from evalkit.leaderboard import build_leaderboard
-from evalkit.lmms_results import find_results_file, metric_key, numeric_scores, read_lmms_run, read_lmms_samples
+from evalkit.commands.compare import compare_runs
+from evalkit.core.errors import UsageError
+from evalkit.commands.leaderboard import build_leaderboard
+from evalkit.interop.lmms_results import find_results_file, metric_key, numeric_scores, read_lmms_run, read_lmms_samples
 
 
 def _configs() -> dict[str, Any]:
@@ -165,7 +165,7 @@ def test_leaderboard_finds_lmms_eval_runs_and_skips_broken_ones(tmp_path: Path,
 
 
 def test_compare_two_lmms_eval_runs_sample_by_sample(tmp_path: Path) -> None:
-    from evalkit.compare import CompareOptions
+    from evalkit.commands.compare import CompareOptions
 
     base = write_lmms_output(tmp_path / "a", "20250102_030405", BASE)
     worse = [0.0, 0.0, 0.0, 0.3333333333333333, 1.0, 0.0, 0.0, 0.0]

@@ -17,9 +17,9 @@ import pytest
 from conftest_tasks import run_json, sample_lines, write_data
 
 from evalkit.cli import main
-from evalkit.errors import UsageError
-from evalkit.results import SampleRecord
-from evalkit.synthetic.hub_fixtures import random_scene, write_csv
+from evalkit.core.errors import UsageError
+from evalkit.core.results import SampleRecord
+from evalkit.testing.hub_fixtures import random_scene, write_csv
 from evalkit.tasks import get_task
 from evalkit.tasks.base import ParseContext, TaskContext
 from evalkit.tasks.mmvp_vlm import pattern_key
@@ -189,7 +189,7 @@ def test_missing_image_folder_is_a_usage_error(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module", params=["clip", "siglip"])
 def encoder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from evalkit.synthetic.tiny_models import build
+    from evalkit.testing.tiny_models import build
 
     return build(request.param, tmp_path_factory.mktemp(request.param))
 
@@ -201,7 +201,7 @@ def run(model: Path, data: Path, out: Path, *extra: str) -> tuple[int, Path]:
 
 
 def test_family_is_detected_from_config(encoder: Path) -> None:
-    from evalkit.models import resolve_model
+    from evalkit.runner.models import resolve_model
 
     assert resolve_model(str(encoder)).family == encoder.name.rstrip("0123456789")
 

@@ -15,9 +15,9 @@ from PIL import Image
 from evalkit.adapters import get_adapter
 from evalkit.backends import BACKENDS, BackendConfig
 from evalkit.backends.openai import ChatProcessor, EndpointConfig, OpenAIBackend, request_messages
-from evalkit.errors import UsageError
-from evalkit.models import ModelSpec
-from evalkit.types import GenerationSettings, ImageRef, Sample, Turn
+from evalkit.core.errors import UsageError
+from evalkit.runner.models import ModelSpec
+from evalkit.core.types import GenerationSettings, ImageRef, Sample, Turn
 
 SECRET = "sk-test-0123456789-never-write-me"
 FAST = {"retry_base_s": 0.01, "retry_max_s": 0.05}
@@ -166,7 +166,7 @@ def test_bad_backend_args_fail_without_echoing_secrets(args: dict, message: str,
 def test_key_from_env_is_sent_and_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     from evalkit.cli import main
-    from evalkit.synthetic.owleval_fixture import write_owleval
+    from evalkit.testing.owleval_fixture import write_owleval
 
     write_owleval(tmp_path / "data")
     monkeypatch.setenv("MY_KEY", SECRET)

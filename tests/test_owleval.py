@@ -12,10 +12,10 @@ from openai_server import FakeOpenAI, last_user_text
 
 from evalkit.backends.openai import EndpointConfig
 from evalkit.cli import main
-from evalkit.errors import UsageError
-from evalkit.judge import Judge, JudgeConfig, PairwiseReview, parse_scores
-from evalkit.results import SampleRecord
-from evalkit.synthetic.owleval_fixture import REAL_DIALOGUES, write_owleval
+from evalkit.core.errors import UsageError
+from evalkit.backends.judge import Judge, JudgeConfig, PairwiseReview, parse_scores
+from evalkit.core.results import SampleRecord
+from evalkit.testing.owleval_fixture import REAL_DIALOGUES, write_owleval
 from evalkit.tasks import get_task
 from evalkit.tasks.base import Task, TaskContext
 from evalkit.tasks.owleval import Question, _ratio, read_questions
@@ -338,7 +338,7 @@ def test_judge_failure_is_counted_and_excluded(owl_data: Path, tmp_path: Path, m
 
 
 def _served_prefix() -> bool:
-    from evalkit.models import resolve_model
+    from evalkit.runner.models import resolve_model
 
     try:
         return resolve_model("openai:x").checkpoint == "x"
@@ -348,7 +348,7 @@ def _served_prefix() -> bool:
 
 @pytest.mark.skipif(not _served_prefix(), reason="needs the openai:<served-model> name in evalkit/models.py")
 def test_served_model_names() -> None:
-    from evalkit.models import resolve_model
+    from evalkit.runner.models import resolve_model
 
     spec = resolve_model("openai:meta-llama/Llama-3.2-11B-Vision-Instruct")
     assert (spec.family, spec.checkpoint) == ("openai", "meta-llama/Llama-3.2-11B-Vision-Instruct")
@@ -399,5 +399,5 @@ def test_rate_export_is_blind_and_import_reads_grades_back(owl_data: Path, tmp_p
         writer.writeheader()
         writer.writerows(rows)
     with pytest.raises(UsageError, match=r"bad.csv:3: grade 'E'"):
-        from evalkit.rating import import_grades
+        from evalkit.commands.rating import import_grades
         import_grades(sheet / "bad.csv")

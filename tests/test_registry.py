@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.errors import UsageError
-from evalkit.registry import Registry
+from evalkit.core.errors import UsageError
+from evalkit.core.registry import Registry
 from evalkit.tasks import expand_tasks
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.errors import UsageError
-from evalkit.results import SampleRecord, read_run, read_samples
-from evalkit.store import SampleStore
+from evalkit.core.errors import UsageError
+from evalkit.core.results import SampleRecord, read_run, read_samples
+from evalkit.core.store import SampleStore
 
 
 def rec(i: int, **kw: object) -> SampleRecord:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from evalkit.errors import UsageError
-from evalkit.grounding import decode_box
+from evalkit.core.errors import UsageError
+from evalkit.core.boxes import decode_box
 from evalkit.synthetic import shapes as S
 
 PALETTE = {name: np.array(rgb) for name, rgb in S.COLORS.items()}

@@ -11,11 +11,11 @@ import pytest
 from conftest_tasks import run_json, run_tasks, sample_lines, write_data
 
 from evalkit.cli import main
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 from evalkit.metrics import captioning as caption_metrics
 from evalkit.tasks import get_task
 from evalkit.tasks.base import TaskContext
-from evalkit.types import SampleError
+from evalkit.core.types import SampleError
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="COCO caption metrics need Java")
 
@@ -121,7 +121,7 @@ def test_karpathy_copy_with_an_image_column_uses_it(data: Path, tmp_path: Path) 
 
 
 def test_a_row_without_captions_is_a_bad_record(tmp_path: Path) -> None:
-    from evalkit.synthetic.fixture_specs_tasks import write_fixture
+    from evalkit.testing.fixture_specs_tasks import write_fixture
 
     folder = write_fixture("lmms-lab/flickr30k", tmp_path, n=3)
     path = folder / "data" / "test-00000-of-00001.parquet"

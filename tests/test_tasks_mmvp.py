@@ -9,9 +9,9 @@ import pytest
 from conftest_tasks import mean_x100, run_json, run_tasks, sample_lines, write_data
 
 from evalkit.cli import main
-from evalkit.errors import UsageError
-from evalkit.results import SampleRecord
-from evalkit.synthetic.hub_fixtures import random_scene, write_csv
+from evalkit.core.errors import UsageError
+from evalkit.core.results import SampleRecord
+from evalkit.testing.hub_fixtures import random_scene, write_csv
 from evalkit.tasks import get_task
 from evalkit.tasks.base import ParseContext, TaskContext
 from evalkit.tasks.mmvp import parse_answer, parse_options

@@ -11,12 +11,12 @@ import pytest
 from conftest_tasks import mean_x100, run_json, run_tasks, sample_lines, write_data
 from PIL import Image
 
-from evalkit.grounding import decode_box, iou
-from evalkit.results import SampleRecord
+from evalkit.core.boxes import decode_box, iou
+from evalkit.core.results import SampleRecord
 from evalkit.tasks import expand_tasks, get_task
 from evalkit.tasks.base import ParseContext, TaskContext
 from evalkit.tasks.refcoco import image_size, xywh_to_xyxy
-from evalkit.types import SampleError
+from evalkit.core.types import SampleError
 
 HUB = {"refcoco": "lmms-lab/RefCOCO", "refcoco+": "lmms-lab/RefCOCOplus", "refcocog": "lmms-lab/RefCOCOg"}
 LIMIT = 5
@@ -152,7 +152,7 @@ def test_limit_counts_expressions(data: Path) -> None:
 
 
 def test_repeated_question_ids_stay_distinct(tmp_path: Path) -> None:
-    from evalkit.synthetic.fixture_specs_tasks import write_fixture
+    from evalkit.testing.fixture_specs_tasks import write_fixture
 
     folder = write_fixture("lmms-lab/RefCOCO", tmp_path, n=3)
     path = folder / "data" / "val-00000-of-00001.parquet"

@@ -9,13 +9,13 @@ import pytest
 from conftest_tasks import mean_x100, run_json, run_tasks, sample_lines, write_data
 
 from evalkit.metrics import vqa_accuracy
-from evalkit.results import SampleRecord
-from evalkit.synthetic import hub_fixtures
-from evalkit.synthetic.fixture_specs_tasks import GQA_IMAGES, write_gqa
+from evalkit.core.results import SampleRecord
+from evalkit.testing import hub_fixtures
+from evalkit.testing.fixture_specs_tasks import GQA_IMAGES, write_gqa
 from evalkit.tasks import get_task
 from evalkit.tasks.base import TaskContext
 from evalkit.tasks.vqa import GQATask, ImageTable
-from evalkit.types import SampleError
+from evalkit.core.types import SampleError
 
 TASKS = ("okvqa_val", "textvqa_val", "gqa_testdev")
 LIMIT = 8
@@ -186,7 +186,7 @@ def test_image_table_reads_each_chunk_once_when_the_budget_allows(tmp_path: Path
 
 
 def test_image_table_reads_save_to_disk_arrow(tmp_path: Path) -> None:
-    from evalkit.synthetic.fixture_specs_tasks import _GQA_IMAGE_FEATURES
+    from evalkit.testing.fixture_specs_tasks import _GQA_IMAGE_FEATURES
 
     rows_ = [{"id": f"n{i}", "image": {"bytes": bytes([i]) * (i + 1), "path": None}} for i in range(5)]
     [path] = hub_fixtures.write_split(tmp_path, "testdev", rows_, _GQA_IMAGE_FEATURES, layout="save_to_disk")

@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 from PIL import Image  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
-from evalkit.synthetic.tiny_llava import load_checkpoint, make_tiny_llava  # noqa: E402
+from evalkit.testing.tiny_llava import load_checkpoint, make_tiny_llava  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_head_size_is_64(tiny) -> None:
 
 
 def test_whole_word_tokenizer_keeps_phrases_and_coordinates_whole() -> None:
-    from evalkit.synthetic.tiny_llava import train_tokenizer
+    from evalkit.testing.tiny_llava import train_tokenizer
 
     instruction = "\nAnswer the question using a single word or phrase."
     corpus = [f"USER: <image>\nWhat color is the {k}?{instruction} ASSISTANT: {c}</s>"
@@ -114,7 +114,7 @@ def test_whole_word_tokenizer_keeps_phrases_and_coordinates_whole() -> None:
 def test_reference_tokenizer_round_trips_every_suite_prompt_and_reply() -> None:
     from transformers import AutoProcessor
 
-    from evalkit.models import reference_path
+    from evalkit.runner.models import reference_path
     from evalkit.synthetic import shapes as S
 
     tok = AutoProcessor.from_pretrained(reference_path()).tokenizer

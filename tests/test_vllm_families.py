@@ -1,6 +1,6 @@
 """vLLM against transformers for every family that declares vLLM support, on tiny real-architecture checkpoints.
 
-For each checkpoint variant (``evalkit.synthetic.tiny_models``) one vLLM engine starts, through
+For each checkpoint variant (``evalkit.testing.tiny_models``) one vLLM engine starts, through
 ``evalkit run --backend vllm`` on ``shapes_vqa``; the same engine then answers a handful of image prompts
 directly. Checked against ``--backend hf``: greedy token ids, text, finish reasons, token counts, and every
 sample's output and score in the run. The llava family has its own module (test_vllm_backend.py).
@@ -32,9 +32,9 @@ from evalkit.backends.base import BackendConfig  # noqa: E402
 from evalkit.backends.hf import HfBackend  # noqa: E402
 from evalkit.backends.vllm import VllmBackend  # noqa: E402
 from evalkit.cli import main  # noqa: E402
-from evalkit.errors import UsageError  # noqa: E402
-from evalkit.models import resolve_model  # noqa: E402
-from evalkit.types import GenerationSettings  # noqa: E402
+from evalkit.core.errors import UsageError  # noqa: E402
+from evalkit.runner.models import resolve_model  # noqa: E402
+from evalkit.core.types import GenerationSettings  # noqa: E402
 
 MAX_NEW = 8
 N_DIRECT = 4  # prompts answered by both engines directly
@@ -43,7 +43,7 @@ N_RUN = 6  # shapes_vqa samples through `evalkit run`
 
 @dataclass(frozen=True)
 class Case:
-    variant: str  # key of evalkit.synthetic.tiny_models.VARIANTS
+    variant: str  # key of evalkit.testing.tiny_models.VARIANTS
     family: str
     architecture: str
 
@@ -78,7 +78,7 @@ def _run(folder: Path, out: Path, backend: str) -> dict[str, Any]:
 @pytest.fixture(scope="module", params=CASES, ids=[c.variant for c in CASES])
 def family(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One variant: its checkpoint, `evalkit run` with both backends, and the run's vLLM engine kept open."""
-    from evalkit.synthetic.tiny_models import build
+    from evalkit.testing.tiny_models import build
 
     case: Case = request.param
     folder = build(case.variant, tmp_path_factory.mktemp(case.variant))
@@ -109,7 +109,7 @@ def _prompts(backend: Any, n: int) -> list:  # type: ignore[type-arg]
 
     from evalkit.tasks import get_task
     from evalkit.tasks.base import TaskContext
-    from evalkit.types import Sample
+    from evalkit.core.types import Sample
 
     task = get_task("shapes_vqa")
     samples = list(task.load(TaskContext(limit=n)).samples)
@@ -151,7 +151,7 @@ def test_evalkit_run_scores_identical_to_transformers(family: Any) -> None:
 @pytest.mark.parametrize(("variant", "says"), [("blip2_t5", "encoder-decoder"), ("idefics2", "Idefics2")])
 def test_unsupported_checkpoint_is_one_usage_error_naming_hf(variant: str, says: str,
                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
-    from evalkit.synthetic.tiny_models import build
+    from evalkit.testing.tiny_models import build
 
     spec = resolve_model(str(build(variant, tmp_path_factory.mktemp(variant))))
     backend = VllmBackend(spec, get_adapter(spec.family), BackendConfig())

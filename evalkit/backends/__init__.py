@@ -1,6 +1,6 @@
 """Engines. Each is imported only when a run selects it (torch and vLLM imports are slow)."""
 
-from evalkit.registry import Registry
+from evalkit.core.registry import Registry
 
 from .base import Backend, BackendConfig
 

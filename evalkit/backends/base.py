@@ -7,11 +7,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evalkit.types import Generation, GenerationSettings, Prompt
+from evalkit.core.types import Generation, GenerationSettings, Prompt
 
 if TYPE_CHECKING:  # pragma: no cover
     from evalkit.adapters.base import Adapter
-    from evalkit.models import ModelSpec
+    from evalkit.core.types import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 from evalkit.backends.base import Backend
-from evalkit.errors import MissingDependency, UsageError
-from evalkit.types import Generation, GenerationSettings, Prompt
+from evalkit.core.errors import MissingDependency, UsageError
+from evalkit.core.types import Generation, GenerationSettings, Prompt
 
 log = logging.getLogger(__name__)
 

@@ -38,14 +38,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from evalkit.backends.base import Backend, BackendConfig
-from evalkit.errors import MissingDependency, UsageError
-from evalkit.types import Generation, GenerationSettings, ImageRef, Prompt, SampleError
+from evalkit.core.errors import MissingDependency, UsageError
+from evalkit.core.types import Generation, GenerationSettings, ImageRef, Prompt, SampleError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from evalkit.adapters.base import Adapter
-    from evalkit.models import ModelSpec
+    from evalkit.core.types import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Backend, BackendConfig
-from evalkit.errors import UsageError
-from evalkit.types import Generation, GenerationSettings, Prompt
+from evalkit.core.errors import UsageError
+from evalkit.core.types import Generation, GenerationSettings, Prompt
 
 if TYPE_CHECKING:  # pragma: no cover
     from evalkit.adapters.base import Adapter
-    from evalkit.models import ModelSpec
+    from evalkit.core.types import ModelSpec
 
 log = logging.getLogger(__name__)
 

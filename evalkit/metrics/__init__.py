@@ -4,7 +4,7 @@ Light by design (no torch, no pycocoevalcap at import): the caption metrics live
 ``evalkit.metrics.captioning`` and are imported only by code that asks for them.
 """
 
-from evalkit.grounding import iou
+from evalkit.core.boxes import iou
 from evalkit.metrics.choice import extract_choice
 from evalkit.metrics.stats import MetricValue, bootstrap_stderr, mean_stderr
 from evalkit.metrics.vqa import normalize_vqa_answer, vqa_accuracy

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 

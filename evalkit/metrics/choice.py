@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from evalkit.results import SampleRecord
+    from evalkit.core.results import SampleRecord
 
 _MARKDOWN = re.compile(r"[*`]+")
 _WHOLE = re.compile(r"^\s*([(\[]?)\s*([A-Za-z])\s*([)\]]?)\s*[.:]?\s*$")

@@ -23,8 +23,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from evalkit.errors import UsageError
-from evalkit.grounding import encode_box
+from evalkit.core.errors import UsageError
+from evalkit.core.boxes import encode_box
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image

@@ -1,5 +1,5 @@
 """`evalkit leaderboard RESULTS_DIR`: one table of every run found under a folder, as a terminal table,
-Markdown, CSV, a self-contained HTML page (evalkit.leaderboard_html) and PNG plots.
+Markdown, CSV, a self-contained HTML page (evalkit.commands.leaderboard_html) and PNG plots.
 
 A pure function of the result files: run.json files are found recursively and never rerun. One row per
 run (model, checkpoint or revision, backend, date), one column per task's primary metric with its
@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit.compare import split_names, wide_console
-from evalkit.errors import UsageError
+from evalkit.commands.compare import split_names, wide_console
+from evalkit.core.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - pydantic models, imported when runs are read
-    from evalkit.results import MetricValue, RunRecord
+    from evalkit.core.results import MetricValue, RunRecord
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,10 @@ class Leaderboard:
 
 def find_runs(root: Path) -> tuple[list[Entry], list[str]]:
     """Every folder under ``root`` (itself included) holding a run.json, and every lmms-eval *_results.json
-    (one run each, evalkit.lmms_results); unreadable ones are reported as 'path: reason' in the second list
+    (one run each, evalkit.interop.lmms_results); unreadable ones are reported as 'path: reason' in the second list
     instead of stopping the whole leaderboard."""
-    from evalkit.lmms_results import RESULTS_SUFFIX, read_lmms_run
-    from evalkit.results import read_run
+    from evalkit.interop.lmms_results import RESULTS_SUFFIX, read_lmms_run
+    from evalkit.core.results import read_run
 
     root = Path(root)
     if not root.is_dir():
@@ -377,7 +377,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         _write(args.csv, to_csv(lb))
         console.print(f"wrote {args.csv}", markup=False, highlight=False)
     if args.html:
-        from evalkit.leaderboard_html import render_html
+        from evalkit.commands.leaderboard_html import render_html
 
         _write(args.html, render_html(lb))
         console.print(f"wrote {args.html}", markup=False, highlight=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from evalkit.results import RunRecord
+from evalkit.core.results import RunRecord
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 
 T = TypeVar("T")
 
@@ -43,9 +43,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Any:
         self._check(name)
         if name not in self._loaded:
-            module_name, _, attr = self._entries[name].partition(":")
-            module = importlib.import_module(module_name)
-            self._loaded[name] = getattr(module, attr)
+            self._loaded[name] = load_attr(self._entries[name])
         return self._loaded[name]
 
     def _check(self, name: str) -> None:
@@ -55,3 +53,9 @@ class Registry(Generic[T]):
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = f"run `evalkit list {self.kind}s` to see them"
         raise UsageError(f"unknown {self.kind} {name!r}; " + (hint + " " if hint else "") + listing)
+
+
+def load_attr(target: str) -> Any:
+    """Import "package.module:attr" and return the attribute."""
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends import BACKENDS, Backend
-from evalkit.errors import MissingDependency, UsageError
-from evalkit.results import ReplicaTelemetry, RunRecord, SampleRecord, TaskResult, Telemetry
+from evalkit.core.errors import MissingDependency, UsageError
+from evalkit.core.results import ReplicaTelemetry, RunRecord, SampleRecord, TaskResult, Telemetry
 from evalkit.runner import RunOptions, Runner
-from evalkit.store import SampleStore
-from evalkit.telemetry import PeakMemory, Phases, rate
-from evalkit.types import GenerationSettings, Sample, SampleError
+from evalkit.core.store import SampleStore
+from evalkit.core.telemetry import PeakMemory, Phases, rate
+from evalkit.core.types import GenerationSettings, Sample, SampleError
 
 log = logging.getLogger(__name__)
 

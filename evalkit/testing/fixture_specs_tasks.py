@@ -1,6 +1,6 @@
 """Fixture specs for the hub datasets of the benchmark tasks that ``hub_fixtures`` does not cover yet.
 
-Built on :mod:`evalkit.synthetic.hub_fixtures`' generic machinery (feature declarations,
+Built on :mod:`evalkit.testing.hub_fixtures`' generic machinery (feature declarations,
 ``write_split``, scenes, ``Ctx``). Schemas follow the dataset cards:
 
 - ``lmms-lab/RefCOCOplus`` (val, testA, testB) and ``lmms-lab/RefCOCOg`` (val, test): RefCOCO's schema;
@@ -27,8 +27,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from evalkit.synthetic import hub_fixtures as hf
-from evalkit.synthetic.hub_fixtures import I8, I32, I64, STR, Ctx, FixtureSpec, Image, Sequence
+from evalkit.testing import hub_fixtures as hf
+from evalkit.testing.hub_fixtures import I8, I32, I64, STR, Ctx, FixtureSpec, Image, Sequence
 from evalkit.synthetic.shapes import KINDS
 
 _REFCOCO = hf.SPECS["lmms-lab/RefCOCO"]

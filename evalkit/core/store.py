@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from evalkit.results import SampleRecord, read_samples
+from evalkit.core.results import SampleRecord, read_samples
 
 
 class SampleStore:

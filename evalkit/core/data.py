@@ -20,7 +20,7 @@ Layouts read (the real ones):
 
 Rows come out as plain dicts, one record batch at a time. Hub image columns stay as
 ``{"bytes": ..., "path": ...}`` cells; :func:`image_ref` turns a cell into a lazy
-:class:`~evalkit.types.ImageRef`.
+:class:`~evalkit.core.types.ImageRef`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import UsageError
-from evalkit.types import ImageRef, SampleError
+from evalkit.core.errors import UsageError
+from evalkit.core.types import ImageRef, SampleError
 
 BATCH_SIZE = 256  # rows per record batch; with ~100-row hub row groups this bounds memory
 TABLE_SUFFIXES = (".parquet", ".arrow", ".csv")

@@ -25,7 +25,7 @@ def list_tasks() -> list[dict[str, Any]]:
 
 def list_models() -> list[dict[str, Any]]:
     from evalkit.adapters import all_adapters
-    from evalkit.models import REFERENCE, reference_path
+    from evalkit.runner.models import REFERENCE, reference_path
 
     rows: list[dict[str, Any]] = [{
         "name": REFERENCE, "family": "llava", "kind": "generative", "checkpoint": str(reference_path()),

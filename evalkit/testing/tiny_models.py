@@ -64,7 +64,7 @@ def family_tokenizer(
     from tokenizers import Tokenizer, processors
     from transformers import PreTrainedTokenizerFast
 
-    from evalkit.synthetic.tiny_llava import train_tokenizer
+    from evalkit.testing.tiny_llava import train_tokenizer
 
     backend = Tokenizer.from_str(train_tokenizer(CORPUS, vocab_size=vocab_size).backend_tokenizer.to_str())
     backend.add_special_tokens([t for t in (bos, eos, pad) if t])
@@ -460,7 +460,7 @@ def build_llava_next(folder: str | Path, onevision: bool = False) -> Path:
     """
     import transformers as tf
 
-    from evalkit.synthetic.tiny_llava import LLAVA_CHAT_TEMPLATE
+    from evalkit.testing.tiny_llava import LLAVA_CHAT_TEMPLATE
 
     vision = dict(hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1, num_attention_heads=2,
                   image_size=LLAVA_TILE, patch_size=16)

@@ -18,7 +18,7 @@ import json
 import random
 from pathlib import Path
 
-from evalkit.synthetic.hub_fixtures import Scene, random_scene
+from evalkit.testing.hub_fixtures import Scene, random_scene
 
 # Questions per image, images 1..50 in order, as in the real questions.jsonl.
 REAL_DIALOGUES: tuple[int, ...] = (

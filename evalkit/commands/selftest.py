@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 
 DEFAULT_TOLERANCE = 2.0  # points on the x100 scale
 BASELINE_NAME = "reference"
@@ -66,7 +66,7 @@ def cmd_selftest(args: Any) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from evalkit.results import read_run
+    from evalkit.core.results import read_run
 
     baseline = read_run(baseline_dir())
     backends = args.backends.split(",") if args.backends else installed_backends()

@@ -1,7 +1,7 @@
 """Records passed between the layers: Task -> Adapter -> Backend -> Adapter.parse -> Task.score.
 
 Only plain dataclasses live here; nothing imports torch. The result-file models (what is
-written to disk) live in ``evalkit.results``.
+written to disk) live in ``evalkit.core.results``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -154,3 +155,33 @@ class Generation:
     n_generated_tokens: int = 0
     finish_reason: str = "length"  # "stop" | "length" | "eos"
     error: SampleError | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # what the user typed
+    family: str
+    checkpoint: str  # hub id or absolute local path
+    local_path: str  # what from_pretrained receives (a folder, or the hub id)
+    revision: str | None = None
+    model_type: str | None = None  # config.json model_type when known
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.local_path).is_dir()
+
+    def fingerprint(self) -> str | None:
+        """sha256 over the weight files' bytes (local checkpoints); hub checkpoints are pinned by revision."""
+        if not self.is_local:
+            return None
+        folder = Path(self.local_path)
+        files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".pt"})
+        if not files:
+            return None
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()[:16]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.types import GenerationSettings
+from evalkit.core.types import GenerationSettings
 
 MODEL_TEXT_HIDDEN, MODEL_TEXT_LAYERS = 512, 8  # ~28M parameters, as in shared/notes/vllm-on-cpu.md
 
@@ -61,11 +61,11 @@ def _register() -> None:
     from evalkit.tasks import TASKS
 
     if "bench_vqav2" not in TASKS:
-        TASKS.register("bench_vqav2", "evalkit.bench:bench_task")
+        TASKS.register("bench_vqav2", "evalkit.testing.bench:bench_task")
 
 
 def build_model(folder: Path, smoke: bool) -> Path:
-    from evalkit.synthetic.tiny_llava import _TEST_CORPUS, build_tiny_llava, save_checkpoint, train_tokenizer
+    from evalkit.testing.tiny_llava import _TEST_CORPUS, build_tiny_llava, save_checkpoint, train_tokenizer
 
     tok = train_tokenizer(_TEST_CORPUS, vocab_size=300)
     hidden, layers = (128, (1, 1)) if smoke else (MODEL_TEXT_HIDDEN, (2, MODEL_TEXT_LAYERS))
@@ -80,7 +80,7 @@ def build_data(root: Path, n: int, image_px: int) -> Path:
     import pyarrow.parquet as pq
     from PIL import Image
 
-    from evalkit.synthetic.hub_fixtures import write_fixture
+    from evalkit.testing.hub_fixtures import write_fixture
 
     folder = write_fixture("lmms-lab/VQAv2", root, n=n, seed=0)
     rng = random.Random(0)
@@ -191,7 +191,7 @@ def memory_run(model: Path, sizes: Sizes, work: Path) -> dict[str, Any]:
     build_data(data, sizes.memory_large, 32)
     out = {}
     for label, n in (("small", sizes.memory_small), ("large", sizes.memory_large)):
-        code = f"from evalkit.bench import memory_child; memory_child({str(model)!r}, {str(data)!r}, {str(work / label)!r}, {n})"
+        code = f"from evalkit.testing.bench import memory_child; memory_child({str(model)!r}, {str(data)!r}, {str(work / label)!r}, {n})"
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-2000:])

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit import RESULT_SCHEMA_VERSION
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 from pydantic import JsonValue as Json
 
 

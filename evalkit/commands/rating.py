@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 
 TASK = "owleval"
 GRADES: dict[str, str] = {
@@ -62,7 +62,7 @@ class Item:
 
 
 def _load_runs(paths: list[Path]) -> list[tuple[Path, Any, dict[str, Any]]]:
-    from evalkit.results import read_run, read_samples
+    from evalkit.core.results import read_run, read_samples
 
     runs = []
     for path in paths:

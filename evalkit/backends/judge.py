@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends.openai import ChatClient, EncodedImage, EndpointConfig, request_messages
-from evalkit.errors import UsageError
-from evalkit.types import Json
+from evalkit.core.errors import UsageError
+from evalkit.core.types import Json
 
 log = logging.getLogger(__name__)
 

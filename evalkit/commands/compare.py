@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 from evalkit.metrics.choice import pair_scores
-from evalkit.stats_tests import DEFAULT_N_BOOT, DEFAULT_SEED, PairedTest, paired_test
+from evalkit.metrics.paired import DEFAULT_N_BOOT, DEFAULT_SEED, PairedTest, paired_test
 
 if TYPE_CHECKING:  # pragma: no cover - pydantic models, imported when a comparison runs
-    from evalkit.results import RunRecord, SampleRecord, TaskResult
+    from evalkit.core.results import RunRecord, SampleRecord, TaskResult
 
 DEFAULT_TOLERANCE = 1.0  # points on the x100 scale
 DEFAULT_ALPHA = 0.05
@@ -58,7 +58,7 @@ class RunSide:
     path: Path
     run_dir: Path
     record: RunRecord
-    results_file: Path | None = None  # lmms-eval output (evalkit.lmms_results): its samples files are read
+    results_file: Path | None = None  # lmms-eval output (evalkit.interop.lmms_results): its samples files are read
 
     def describe(self) -> dict[str, Any]:
         m = self.record.model
@@ -156,8 +156,8 @@ class Comparison:
 def load_side(path: Path) -> RunSide:
     """A run folder or a run.json (or lmms-eval output: a *_results.json or its folder); a missing or malformed
     file is a UsageError (exit 2)."""
-    from evalkit.lmms_results import find_results_file, read_lmms_run
-    from evalkit.results import read_run
+    from evalkit.interop.lmms_results import find_results_file, read_lmms_run
+    from evalkit.core.results import read_run
 
     path = Path(path)
     lmms_file = find_results_file(path)
@@ -168,10 +168,10 @@ def load_side(path: Path) -> RunSide:
 
 
 def _samples(side: RunSide, task: str, result: TaskResult) -> list[SampleRecord]:
-    from evalkit.results import read_samples
+    from evalkit.core.results import read_samples
 
     if side.results_file is not None:
-        from evalkit.lmms_results import read_lmms_samples, samples_file
+        from evalkit.interop.lmms_results import read_lmms_samples, samples_file
 
         records = read_lmms_samples(side.results_file, task)
         if not records and result.n > 0:

@@ -9,45 +9,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import dataclass
+
 from pathlib import Path
 
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
+from evalkit.core.types import ModelSpec
 
 REFERENCE = "reference"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str  # what the user typed
-    family: str
-    checkpoint: str  # hub id or absolute local path
-    local_path: str  # what from_pretrained receives (a folder, or the hub id)
-    revision: str | None = None
-    model_type: str | None = None  # config.json model_type when known
-
-    @property
-    def is_local(self) -> bool:
-        return Path(self.local_path).is_dir()
-
-    def fingerprint(self) -> str | None:
-        """sha256 over the weight files' bytes (local checkpoints); hub checkpoints are pinned by revision."""
-        if not self.is_local:
-            return None
-        folder = Path(self.local_path)
-        files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".pt"})
-        if not files:
-            return None
-        h = hashlib.sha256()
-        for f in files:
-            h.update(f.name.encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        return h.hexdigest()[:16]
 
 
 def reference_path() -> Path:

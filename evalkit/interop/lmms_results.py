@@ -7,7 +7,7 @@ lmms-eval (0.3 and later) writes, per run, into ``<output_path>/<model>/``:
 
 ``<date_id>`` is the run's date string (``%Y%m%d_%H%M%S``, UTC+8 by default). Each results file is one
 run. Its tasks are named ``lmms:<task>``, the name an evalkit run of the same task through the
-lmms-eval bridge (:mod:`evalkit.lmms_bridge`) uses, and metrics keep lmms-eval's names and scale
+lmms-eval bridge (:mod:`evalkit.interop.lmms_bridge`) uses, and metrics keep lmms-eval's names and scale
 (``exact_match`` = 0.78, not 78): a ``lmms:vqav2_val`` run of evalkit and one of lmms-eval line up in
 ``evalkit compare`` metric by metric, sample by sample (``doc_id``).
 
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import UsageError
+from evalkit.core.errors import UsageError
 
 PREFIX = "lmms:"
 RESULTS_SUFFIX = "_results.json"
@@ -142,7 +142,7 @@ def _primary(config: dict[str, Any], metrics: dict[str, Any]) -> str:
 
 
 def _task_result(name: str, values: dict[str, Any], data: dict[str, Any], source: Path) -> Any:
-    from evalkit.results import DatasetInfo, MetricValue, TaskResult
+    from evalkit.core.results import DatasetInfo, MetricValue, TaskResult
 
     config = (data.get("configs") or {}).get(name) or {}
     counts = (data.get("n-samples") or {}).get(name) or {}
@@ -170,7 +170,7 @@ def read_lmms_run(path: Path) -> Any:
 
     Groups are left out (their members are listed). A malformed file is a UsageError naming it.
     """
-    from evalkit.results import ModelInfo, RunConfig, RunRecord, Telemetry
+    from evalkit.core.results import ModelInfo, RunConfig, RunRecord, Telemetry
 
     path = Path(path)
     data = _load_json(path)
@@ -249,7 +249,7 @@ def read_lmms_samples(results_file: Path, task: str, metrics: list[str] | None =
     line that is not a logging field), ``scores`` their numeric ones, as the bridge stores them. A
     missing samples file gives ``[]``.
     """
-    from evalkit.results import SampleRecord
+    from evalkit.core.results import SampleRecord
 
     file = samples_file(results_file, task)
     if not file.is_file():

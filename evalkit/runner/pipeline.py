@@ -19,47 +19,24 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from evalkit import __version__
 from evalkit.backends import BACKENDS, Backend, BackendConfig
-from evalkit.errors import UsageError
-from evalkit.models import ModelSpec, resolve_model
-from evalkit.results import (ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult, Telemetry, read_run,
+from evalkit.core.errors import UsageError
+from evalkit.runner.models import ModelSpec, resolve_model
+from evalkit.runner.options import RunOptions, recorded, resume_key_names
+from evalkit.core.results import (ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult, Telemetry, read_run,
                              write_run)
-from evalkit.store import SampleStore
+from evalkit.core.store import SampleStore
 from evalkit.tasks.base import ENCODER_KIND, TaskContext
-from evalkit.telemetry import PeakMemory, Phases, rate
-from evalkit.types import Generation, Prompt, Sample, SampleError
+from evalkit.core.telemetry import PeakMemory, Phases, rate
+from evalkit.core.types import Generation, Prompt, Sample, SampleError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    model: str
-    tasks: list[str]
-    backend: str = "hf"
-    batch_size: int = 8
-    limit: int | None = None
-    data_dir: Path | None = None
-    output: Path = Path("results")
-    resume: bool = False
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    revision: str | None = None
-    backend_args: dict[str, Any] = field(default_factory=dict)
-    max_error_rate: float = 0.0
-    trust_remote_code: bool = False
-    progress: bool = True
-    judge: Any = None  # evalkit.judge.JudgeConfig for judged tasks (--judge), else None
-    # Decode/prepare the next window in a thread while the current one generates. None: where it pays
-    # (Runner._overlap_pays); True/False force it (make bench measures both).
-    prefetch: bool | None = None
 
 
 @dataclass
@@ -101,18 +78,15 @@ def _environment(backend: Backend) -> dict[str, str | None]:
 
 
 def _run_config(opts: RunOptions) -> RunConfig:
-    return RunConfig(
-        tasks=list(opts.tasks), batch_size=opts.batch_size, limit=opts.limit, seed=opts.seed, device=opts.device,
-        dtype=opts.dtype, data_dir=str(opts.data_dir) if opts.data_dir else None, backend_args=dict(opts.backend_args),
-        max_error_rate=opts.max_error_rate,
-    )
+    return RunConfig(**recorded(opts))
 
 
 def _resume_key(model: ModelInfo, backend: str, cfg: RunConfig) -> dict[str, Any]:
     """What must match for --resume to continue a run (batch size may differ: results do not depend on it)."""
-    return {"checkpoint": model.checkpoint, "fingerprint": model.fingerprint, "revision": model.revision,
-            "backend": backend, "tasks": cfg.tasks, "limit": cfg.limit, "seed": cfg.seed, "dtype": cfg.dtype,
-            "data_dir": cfg.data_dir, "backend_args": cfg.backend_args}
+    key: dict[str, Any] = {"checkpoint": model.checkpoint, "fingerprint": model.fingerprint,
+                           "revision": model.revision, "backend": backend}
+    key.update({name: getattr(cfg, name) for name in resume_key_names()})
+    return key
 
 
 def _find_resumable(output: Path, model: ModelInfo) -> Path | None:
@@ -303,7 +277,7 @@ class Runner:
 
     # -- task level ------------------------------------------------------------------------------
     def evaluate(self, task: Any, store: SampleStore, run_dir: Path, mem: PeakMemory) -> TaskResult:
-        from evalkit.progress import task_progress
+        from evalkit.core.progress import task_progress
 
         phases = Phases()
         wall0 = time.perf_counter()
@@ -368,7 +342,7 @@ class Runner:
         """Prepare, generate, parse and score ``samples``, in windows of ``_window_size()``.
 
         Yields each finished batch as (records, prompt tokens, generated tokens); the caller stores them.
-        The unit of work shared by ``evaluate`` and the data-parallel replicas (evalkit.distributed).
+        The unit of work shared by ``evaluate`` and the data-parallel replicas (evalkit.interop.distributed).
         """
         from evalkit.tasks.base import ParseContext
 

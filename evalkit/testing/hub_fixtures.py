@@ -1,6 +1,6 @@
 """Seeded, deterministic synthetic datasets in the exact public hub schemas.
 
-Tests run the real loaders (:mod:`evalkit.data`) and the real tasks on these. Generic machinery
+Tests run the real loaders (:mod:`evalkit.core.data`) and the real tasks on these. Generic machinery
 (HF-style feature declarations -> arrow schema, parquet shards in the hub repository layout or a
 ``datasets.save_to_disk`` folder, CSV tables, image files) plus one small declarative
 :class:`FixtureSpec` per dataset: its hub id, splits, features and a row builder.

@@ -6,7 +6,7 @@ prompts come from its ``doc_to_text`` (``fewshot_context`` with 0 shots: descrip
 filters, ``process_results`` and metric aggregations. Only two things are evalkit's:
 
 - **Data**: the YAML's ``dataset_path`` / ``dataset_name`` / test (else validation) split is resolved
-  offline by :mod:`evalkit.data` (``--data-dir DIR`` holds ``DIR/<dataset_path>``), then handed to
+  offline by :mod:`evalkit.core.data` (``--data-dir DIR`` holds ``DIR/<dataset_path>``), then handed to
   lmms-eval's own loading code (``datasets`` builder on those files, its ``process_docs``).
 - **Generation**: the model runs through evalkit's adapter and backend with the task's
   ``generation_kwargs`` exactly: ``max_new_tokens`` (1024, the default of lmms-eval's HF models, when the
@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import MissingDependency, UsageError
-from evalkit.lmms_results import PREFIX, evalkit_name, metric_key, number, numeric_scores
-from evalkit.results import DatasetInfo, MetricValue, SampleRecord
+from evalkit.core.errors import MissingDependency, UsageError
+from evalkit.interop.lmms_results import PREFIX, evalkit_name, metric_key, number, numeric_scores
+from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
 from evalkit.tasks.base import ParseContext, Task, TaskContext, TaskData, limited
-from evalkit.types import GenerationSettings, ImageRef, Json, Sample, SampleError, Turn
+from evalkit.core.types import GenerationSettings, ImageRef, Json, Sample, SampleError, Turn
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ class LmmsTask(Task):
         return TaskData(n=n, dataset=DatasetInfo(**info), samples=self._stream(task, docs, task.eval_docs_no_media, n))
 
     def _files_of(self, ctx: TaskContext) -> tuple[str, list[Path], dict[str, Any]]:
-        from evalkit.data import DatasetSpec, open_dataset
+        from evalkit.core.data import DatasetSpec, open_dataset
 
         path = str(self.config.get("dataset_path") or "")
         kwargs = self.config.get("dataset_kwargs") or {}
