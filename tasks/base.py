@@ -1,9 +1,13 @@
-"""What every benchmark shares: loading samples, parsing, per-sample scoring, aggregation.
+"""What every benchmark shares: a data source, parsing, per-sample scoring, aggregation.
 
-A task knows nothing about model families. It yields model-neutral ``Sample``s, turns a raw
-output into a parsed answer (given the family's box format where boxes are involved), scores one
-record from what is stored in it (so ``evalkit score`` can rescore a finished run), and
-aggregates per-sample scores into metrics with stderr and n.
+A task knows nothing about model families. It yields model-neutral ``Sample``s (``load``), and holds a
+``Scoring`` (composition, not mixins): the scoring turns a raw output into a parsed answer (given the family's
+box format where boxes are involved), scores one record from what is stored in it (so ``evalkit score`` can
+rescore a finished run), and aggregates per-sample scores into metrics with stderr and n. A task module reads
+top to bottom as: data source, prompt, parse, score, aggregate, factories.
+
+``version``: bump it when a task's prompt, data or scoring changes. It is recorded in run.json and is part of
+the ``--resume`` key, and ``compare`` refuses to compare two runs of one task at different versions.
 """
 
 from __future__ import annotations
@@ -46,6 +50,56 @@ class ParseContext:
     box_format: str = "norm_xyxy"
 
 
+def mean_metrics(records: list[SampleRecord], primary_metric: str, percent: bool = True) -> dict[str, MetricValue]:
+    """Mean and stderr of each per-sample score over the records that did not fail (x100 when ``percent``)."""
+    from evalkit.metrics import mean_stderr
+
+    scored = [r for r in records if r.error is None]
+    keys = sorted({k for r in scored for k in r.scores})
+    scale = 100.0 if percent else 1.0
+    out: dict[str, MetricValue] = {}
+    for key in keys:
+        values = [r.scores[key] for r in scored if r.scores.get(key) is not None]
+        if not values:
+            out[key] = MetricValue(value=None, stderr=None, n=0)
+            continue
+        mean, se = mean_stderr(values)
+        out[key] = MetricValue(value=round(mean * scale, 4), stderr=round(se * scale, 4), n=len(values))
+    if primary_metric not in out:
+        out[primary_metric] = MetricValue(value=None, stderr=None, n=0)
+    return out
+
+
+def grouped_metric(records: list[SampleRecord], key: str, metric: str, task: Task,
+                   order: list[SampleRecord] | None = None) -> dict[str, MetricValue]:
+    """``metric`` per value of ``metadata[key]``: {"<metric>.<value>": MetricValue}, groups in first-seen order
+    of ``order`` (default: sorted by value). Empty when fewer than two groups exist and ``order`` is None."""
+    groups: dict[str, list[SampleRecord]] = {}
+    for r in order if order is not None else records:
+        if r.metadata.get(key) is not None:
+            groups.setdefault(str(r.metadata[key]), []).append(r)
+    if order is None:
+        if len(groups) < 2:
+            return {}
+        groups = dict(sorted(groups.items()))
+    return {f"{metric}.{value}": mean_metrics(group, metric, task.percent)[metric] for value, group in groups.items()}
+
+
+class Scoring:
+    """How outputs become scores: ``parse`` (raw text -> parsed answer), ``score`` (one stored record ->
+    per-sample scores in [0, 1]), ``aggregate`` (records -> metrics). Default: the stripped text, no per-sample
+    score, the mean of whatever per-sample scores exist."""
+
+    def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
+        return output.strip()
+
+    def score(self, record: SampleRecord) -> dict[str, float | None]:
+        return {}
+
+    def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
+        return mean_metrics(records, task.primary_metric, task.percent)
+
+
 @dataclass
 class Task(ABC):
     name: str
@@ -59,17 +113,19 @@ class Task(ABC):
     percent: bool = True
     # Dialogues whose later turns need the model's earlier answers: the runner asks ``followups`` for them.
     multi_turn: bool = False
+    scoring: Scoring = field(default_factory=Scoring)
+    version: int = 1
 
     @abstractmethod
     def load(self, ctx: TaskContext) -> TaskData:
         """Open the data and return a lazy stream of samples (images decoded later, per batch)."""
 
     def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
-        return output.strip()
+        return self.scoring.parse(output, metadata, ctx)
 
-    @abstractmethod
     def score(self, record: SampleRecord) -> dict[str, float | None]:
         """Per-sample scores in [0, 1] from ``record.parsed`` and ``record.target``."""
+        return self.scoring.score(record)
 
     def score_records(self, records: list[SampleRecord]) -> list[dict[str, float | None] | SampleError]:
         """Scores of several records, or the SampleError of each that cannot be scored (the runner's entry
@@ -90,23 +146,7 @@ class Task(ABC):
         return []
 
     def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
-        """Mean and stderr of each per-sample score over the samples that did not fail."""
-        from evalkit.metrics import mean_stderr
-
-        scored = [r for r in records if r.error is None]
-        keys = sorted({k for r in scored for k in r.scores})
-        scale = 100.0 if self.percent else 1.0
-        out: dict[str, MetricValue] = {}
-        for key in keys:
-            values = [r.scores[key] for r in scored if r.scores.get(key) is not None]
-            if not values:
-                out[key] = MetricValue(value=None, stderr=None, n=0)
-                continue
-            mean, se = mean_stderr(values)
-            out[key] = MetricValue(value=round(mean * scale, 4), stderr=round(se * scale, 4), n=len(values))
-        if self.primary_metric not in out:
-            out[self.primary_metric] = MetricValue(value=None, stderr=None, n=0)
-        return out
+        return self.scoring.aggregate(records, self)
 
     def finalize(self, records: list[SampleRecord], run_dir: Path) -> tuple[dict[str, str], list[str]]:
         """Extra files (e.g. a submission file) and notes for the run output. Default: none."""

@@ -13,7 +13,7 @@ short-caption instruction, CAPTION_PROMPT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.core.data import DatasetSpec, image_ref
@@ -21,7 +21,7 @@ from evalkit.core.errors import UsageError
 from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
 from evalkit.core.types import GenerationSettings, Sample
 
-from .base import HubTask, Task, TaskContext, TaskData, limited
+from .base import HubTask, Scoring, Task, TaskContext, TaskData, limited
 
 CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
 _NAMES = {"Bleu_1": "bleu1", "Bleu_2": "bleu2", "Bleu_3": "bleu3", "Bleu_4": "bleu4", "METEOR": "meteor",
@@ -29,15 +29,12 @@ _NAMES = {"Bleu_1": "bleu1", "Bleu_2": "bleu2", "Bleu_3": "bleu3", "Bleu_4": "bl
 
 
 @dataclass
-class CaptionScoring:
-    """Mixin: per-sample scores are empty; metrics are corpus metrics over the stored records."""
+class CaptionScoring(Scoring):
+    """Per-sample scores are empty; metrics are corpus metrics over the stored records."""
 
     metrics: tuple[str, ...] = ("bleu", "meteor", "rouge_l", "cider", "spice")
 
-    def score(self, record: SampleRecord) -> dict[str, float | None]:
-        return {}
-
-    def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
+    def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
         from evalkit.metrics import mean_stderr
         from evalkit.metrics.captioning import score_captions
 
@@ -58,17 +55,12 @@ class CaptionScoring:
         return out
 
 
-@dataclass
-class CaptionTask(CaptionScoring, Task):
-    pass
-
-
 # ---------------------------------------------------------------------------------------------
 # Hub caption benchmarks (lmms-eval's coco_karpathy_test, nocaps_val, flickr30k_test).
 
 
 @dataclass
-class HubCaptionTask(CaptionScoring, HubTask):
+class HubCaptionTask(HubTask):
     """A captioning split read from the hub: one sample per image, all its reference captions
     as the target, the image from ``image_column`` or, for repositories that hold no images
     (yerevann/coco-karpathy), from the file ``image_path`` names inside the dataset folder."""
@@ -78,6 +70,7 @@ class HubCaptionTask(CaptionScoring, HubTask):
     # Format string over the row's columns giving the image file relative to the dataset folder,
     # used when the copy has no ``image_column`` (e.g. "{filepath}/{filename}").
     image_path: str | None = None
+    scoring: Scoring = field(default_factory=CaptionScoring)
 
     def load(self, ctx: TaskContext) -> TaskData:
         from evalkit.core.data import open_dataset

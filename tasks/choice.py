@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from evalkit.core.results import MetricValue, SampleRecord
 from evalkit.core.types import Json
 
-from .base import ParseContext
+from .base import ParseContext, Scoring, Task, mean_metrics
 
 CHOICE_SUFFIX = "\nAnswer with the option's letter from the given choices directly."
 
 
 @dataclass
-class PairedChoiceScoring:
-    """Mixin: metadata holds ``options`` (list of option texts) and ``pair_id``."""
+class ChoiceScoring(Scoring):
+    """Per-question accuracy and pair accuracy; metadata holds ``options`` (list of option texts) and ``pair_id``."""
 
     def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
         from evalkit.metrics import extract_choice
@@ -30,11 +30,11 @@ class PairedChoiceScoring:
     def score(self, record: SampleRecord) -> dict[str, float | None]:
         return {"accuracy": float(record.parsed is not None and record.parsed == record.target)}
 
-    def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
+    def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
         from evalkit.metrics import mean_stderr
         from evalkit.metrics.choice import pair_scores
 
-        out = super().aggregate(records)  # type: ignore[misc]
+        out = mean_metrics(records, task.primary_metric, task.percent)
         values = list(pair_scores(records).values())
         if values:
             mean, se = mean_stderr(values)

@@ -13,14 +13,14 @@ from typing import Any
 from evalkit.core.results import SampleRecord
 from evalkit.core.types import Json
 
-from .base import ParseContext
+from .base import ParseContext, Scoring
 
 GROUNDING_PROMPT = "Please provide the bounding box coordinate of the region this sentence describes: {expr}."
 
 
 @dataclass
-class GroundingScoring:
-    """Mixin for tasks whose target is a pixel box [x1, y1, x2, y2] and metadata holds width/height."""
+class GroundingScoring(Scoring):
+    """For tasks whose target is a pixel box [x1, y1, x2, y2] and metadata holds width/height."""
 
     def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
         from evalkit.core.boxes import decode_box

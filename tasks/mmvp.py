@@ -12,7 +12,7 @@ and verified in lmms-eval issue #1018 (lmms-eval applies the same fix in code an
 sitting, 280 -> (a) standing. A correction is applied only when the row's question is the one it
 was made for, so a re-ordered or different CSV is never "corrected".
 
-Prompt: ``Question + "\\n" + Options`` and the choice suffix. Scoring (``PairedChoiceScoring``):
+Prompt: ``Question + "\\n" + Options`` and the choice suffix. Scoring (``ChoiceScoring``):
 ``accuracy`` per question and ``pair_accuracy``, the paper's headline number (a pair counts only if
 both its questions are right). The paper graded free-form answers with GPT-4; here the chosen
 option is read with ``evalkit.metrics.extract_choice``.
@@ -21,7 +21,7 @@ option is read with ``evalkit.metrics.extract_choice``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from evalkit.core.errors import UsageError
 from evalkit.core.results import DatasetInfo
 from evalkit.core.types import GenerationSettings, Sample, SampleError
 
-from .base import HubTask, TaskContext, TaskData, limited
-from .choice import CHOICE_SUFFIX, PairedChoiceScoring
+from .base import HubTask, Scoring, TaskContext, TaskData, limited
+from .choice import CHOICE_SUFFIX, ChoiceScoring
 
 IMAGE_FOLDERS = ("MMVP Images", "MMVP Imgaes")  # the second: the spelling of the authors' eval script
 
@@ -76,10 +76,11 @@ def image_folder(root: Path) -> Path:
 
 
 @dataclass
-class MMVPTask(PairedChoiceScoring, HubTask):
+class MMVPTask(HubTask):
     """MMVP's 300 questions; ``corrected`` applies the published ground-truth corrections."""
 
     corrected: bool = True
+    scoring: Scoring = field(default_factory=ChoiceScoring)
 
     def load(self, ctx: TaskContext) -> TaskData:
         from evalkit.core.data import open_dataset

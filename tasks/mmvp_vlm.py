@@ -26,7 +26,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from evalkit.core.errors import UsageError
 from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
 from evalkit.core.types import Json, Sample
 
-from .base import ENCODER_KIND, HubTask, ParseContext, TaskContext, TaskData, limited
+from .base import ENCODER_KIND, HubTask, ParseContext, Scoring, Task, TaskContext, TaskData, grouped_metric, limited, mean_metrics
 from .mmvp import _clean_keys  # header names without a BOM or padding, as for MMVP's CSV
 
 TEXT_PREFIX = "a photo of "
@@ -81,8 +81,35 @@ def image_folder(root: Path) -> str:
 
 
 @dataclass
+class EncoderPairScoring(Scoring):
+    """Each statement picks the image it matches best (softmax over the two images); a pair counts when both
+    statements pick their own image (MMVP-VLM's pair accuracy), overall and per visual pattern."""
+
+    def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
+        """The logit matrix (statements x images) -> each statement's probabilities over the images and its pick."""
+        logits = json.loads(output)
+        if len(logits) != 2 or any(len(row) != 2 for row in logits):
+            raise ValueError(f"expected 2 x 2 logits (statements x images), got {output[:80]!r}")
+        probs = [softmax([float(x) for x in row]) for row in logits]
+        return {"probs": probs, "picks": [pick(p) for p in probs]}
+
+    def score(self, record: SampleRecord) -> dict[str, float | None]:
+        picks = record.parsed["picks"]  # type: ignore[index,call-overload]
+        right = [p == t for p, t in zip(picks, record.target)]  # type: ignore[arg-type]
+        return {"pair_accuracy": float(all(right)), "statement_accuracy": sum(right) / len(right)}
+
+    def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
+        out = mean_metrics(records, task.primary_metric, task.percent)
+        # per visual pattern, patterns in the order of their first pair
+        out.update(grouped_metric(records, "pattern", "pair_accuracy", task, order=sorted(records, key=_first_question)))
+        return out
+
+
+@dataclass
 class MMVPVLMTask(HubTask):
     """MMVP-VLM's 135 statement pairs, one sample per pair."""
+
+    scoring: Scoring = field(default_factory=EncoderPairScoring)
 
     def load(self, ctx: TaskContext) -> TaskData:
         from evalkit.core.data import open_dataset
@@ -112,29 +139,6 @@ class MMVPVLMTask(HubTask):
         }
         return Sample(id=pair["id"], question="", images=images, texts=[TEXT_PREFIX + s for s in statements],
                       target=[0, 1], metadata=meta)
-
-    def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
-        """The logit matrix (statements x images) -> each statement's probabilities over the images and its pick."""
-        logits = json.loads(output)
-        if len(logits) != 2 or any(len(row) != 2 for row in logits):
-            raise ValueError(f"expected 2 x 2 logits (statements x images), got {output[:80]!r}")
-        probs = [softmax([float(x) for x in row]) for row in logits]
-        return {"probs": probs, "picks": [pick(p) for p in probs]}
-
-    def score(self, record: SampleRecord) -> dict[str, float | None]:
-        picks = record.parsed["picks"]  # type: ignore[index,call-overload]
-        right = [p == t for p, t in zip(picks, record.target)]  # type: ignore[arg-type]
-        return {"pair_accuracy": float(all(right)), "statement_accuracy": sum(right) / len(right)}
-
-    def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
-        out = super().aggregate(records)
-        by_pattern: dict[str, list[SampleRecord]] = {}  # patterns in the order of their first pair
-        for r in sorted(records, key=_first_question):
-            if "pattern" in r.metadata:
-                by_pattern.setdefault(str(r.metadata["pattern"]), []).append(r)
-        for key, group in by_pattern.items():
-            out[f"pair_accuracy.{key}"] = super().aggregate(group)["pair_accuracy"]
-        return out
 
 
 def _first_question(record: SampleRecord) -> int:

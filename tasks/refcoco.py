@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.core.data import DatasetSpec, image_ref
 from evalkit.core.results import DatasetInfo
 from evalkit.core.types import GenerationSettings, Sample, SampleError
 
-from .base import Task, TaskContext, TaskData, bad_record, limited
+from .base import Scoring, Task, TaskContext, TaskData, bad_record, limited
 from .grounding import GROUNDING_PROMPT, GroundingScoring
 
 
@@ -56,12 +56,13 @@ def image_size(cell: Any) -> tuple[int, int]:
 
 
 @dataclass
-class RefCOCOTask(GroundingScoring, Task):
+class RefCOCOTask(Task):
     """One split of a RefCOCO-family dataset, one sample per referring expression."""
 
     dataset: Any = None  # DatasetSpec
     id_column: str = "question_id"
     expressions_column: str = "answer"
+    scoring: Scoring = field(default_factory=GroundingScoring)
 
     def load(self, ctx: TaskContext) -> TaskData:
         from evalkit.core.data import open_dataset

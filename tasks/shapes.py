@@ -18,14 +18,15 @@ from evalkit.core.types import GenerationSettings, ImageRef, Sample
 
 from .base import Task, TaskContext, TaskData, limited
 from .captioning import CaptionScoring
-from .choice import PairedChoiceScoring
+from .choice import ChoiceScoring
 from .grounding import GroundingScoring
-from .vqa import VQATask
+from .vqa import VQAScoring
 
 
 @dataclass
-class ShapesSource:
-    """Mixin: samples come from evalkit.synthetic.shapes for one of its four item kinds."""
+class ShapesTask(Task):
+    """Samples from evalkit.synthetic.shapes for one of its four item kinds, scored by the real benchmark's
+    scoring (given as ``scoring``)."""
 
     part: str = "vqa"  # key of shapes.suite(): vqa | caption | grounding | pairs
 
@@ -75,45 +76,25 @@ _TARGETS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-@dataclass
-class ShapesVQA(ShapesSource, VQATask):
-    pass
+def _shapes(part: str, kind: str, metric: str, scoring: Any, max_new_tokens: int, description: str) -> ShapesTask:
+    return ShapesTask(name=f"shapes_{part}", kind=kind, primary_metric=metric, part=part, scoring=scoring,
+                      generation=GenerationSettings(max_new_tokens=max_new_tokens), description=description)
 
 
-@dataclass
-class ShapesCaption(ShapesSource, CaptionScoring, Task):
-    pass
+def shapes_vqa() -> ShapesTask:
+    return _shapes("vqa", "vqa", "accuracy", VQAScoring(), 8,
+                   "synthetic shapes: colour/shape/count/position/yes-no, VQA accuracy")
 
 
-@dataclass
-class ShapesGrounding(ShapesSource, GroundingScoring, Task):
-    pass
+def shapes_caption() -> ShapesTask:
+    return _shapes("caption", "caption", "cider", CaptionScoring(), 40, "synthetic shapes captions, COCO caption metrics")
 
 
-@dataclass
-class ShapesPairs(ShapesSource, PairedChoiceScoring, Task):
-    pass
+def shapes_grounding() -> ShapesTask:
+    return _shapes("grounding", "grounding", "acc@0.5", GroundingScoring(), 32,
+                   "synthetic shapes referring expressions, Acc@0.5 in pixels")
 
 
-def shapes_vqa() -> ShapesVQA:
-    return ShapesVQA(name="shapes_vqa", kind="vqa", primary_metric="accuracy", part="vqa",
-                     generation=GenerationSettings(max_new_tokens=8),
-                     description="synthetic shapes: colour/shape/count/position/yes-no, VQA accuracy")
-
-
-def shapes_caption() -> ShapesCaption:
-    return ShapesCaption(name="shapes_caption", kind="caption", primary_metric="cider", part="caption",
-                         generation=GenerationSettings(max_new_tokens=40),
-                         description="synthetic shapes captions, COCO caption metrics")
-
-
-def shapes_grounding() -> ShapesGrounding:
-    return ShapesGrounding(name="shapes_grounding", kind="grounding", primary_metric="acc@0.5", part="grounding",
-                           generation=GenerationSettings(max_new_tokens=32),
-                           description="synthetic shapes referring expressions, Acc@0.5 in pixels")
-
-
-def shapes_pairs() -> ShapesPairs:
-    return ShapesPairs(name="shapes_pairs", kind="choice", primary_metric="pair_accuracy", part="pairs",
-                       generation=GenerationSettings(max_new_tokens=8),
-                       description="synthetic MMVP-style pairs, accuracy and pair accuracy")
+def shapes_pairs() -> ShapesTask:
+    return _shapes("pairs", "choice", "pair_accuracy", ChoiceScoring(), 8,
+                   "synthetic MMVP-style pairs, accuracy and pair accuracy")

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from evalkit.core.errors import UsageError
 from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
 from evalkit.core.types import GenerationSettings, ImageRef, Sample
 
-from .base import HubTask, TaskContext, TaskData, limited
+from .base import HubTask, Scoring, Task, TaskContext, TaskData, grouped_metric, limited, mean_metrics
 
 VQA_INSTRUCTION = "\nAnswer the question using a single word or phrase."
 
@@ -36,13 +36,32 @@ def answer_texts(cell: Any) -> list[str]:
 
 
 @dataclass
+class VQAScoring(Scoring):
+    """Official VQA accuracy per sample; the mean overall and per ``metadata[breakdown_key]`` value."""
+
+    # Metadata key whose values split the accuracy into "accuracy.<value>" metrics.
+    breakdown_key: str = "answer_type"
+
+    def score(self, record: SampleRecord) -> dict[str, float | None]:
+        from evalkit.metrics import vqa_accuracy
+
+        if not record.target or not isinstance(record.target, list):
+            return {}
+        return {"accuracy": vqa_accuracy(str(record.parsed or ""), [str(a) for a in record.target])}
+
+    def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
+        out = mean_metrics(records, task.primary_metric, task.percent)
+        out.update(grouped_metric(records, self.breakdown_key, "accuracy", task))
+        return out
+
+
+@dataclass
 class VQATask(HubTask):
     answers_column: str = "answers"
     answer_type_column: str | None = "answer_type"
     hidden_answers: bool = False  # test-dev / test-std: answers are not public
     submission_name: str | None = None  # file name of the EvalAI submission written for hidden splits
-    # Metadata key whose values split the accuracy into "accuracy.<value>" metrics.
-    breakdown_key: str = "answer_type"
+    scoring: Scoring = field(default_factory=VQAScoring)
 
     def to_sample(self, row: dict[str, Any]) -> Sample:
         question = row["question"]
@@ -65,24 +84,6 @@ class VQATask(HubTask):
     def prompt(self, question: str, row: dict[str, Any]) -> str:
         """The user text: the question and the short-answer instruction."""
         return question + VQA_INSTRUCTION
-
-    def score(self, record: SampleRecord) -> dict[str, float | None]:
-        from evalkit.metrics import vqa_accuracy
-
-        if not record.target or not isinstance(record.target, list):
-            return {}
-        return {"accuracy": vqa_accuracy(str(record.parsed or ""), [str(a) for a in record.target])}
-
-    def aggregate(self, records: list[SampleRecord]) -> dict[str, MetricValue]:
-        out = super().aggregate(records)
-        by_type: dict[str, list[SampleRecord]] = {}
-        for r in records:
-            if r.metadata.get(self.breakdown_key) is not None:
-                by_type.setdefault(str(r.metadata[self.breakdown_key]), []).append(r)
-        if len(by_type) > 1:
-            for answer_type, group in sorted(by_type.items()):
-                out[f"accuracy.{answer_type}"] = super().aggregate(group)["accuracy"]
-        return out
 
     def finalize(self, records: list[SampleRecord], run_dir: Path) -> tuple[dict[str, str], list[str]]:
         if not self.hidden_answers:
@@ -255,6 +256,19 @@ class ImageTable:
 
 
 @dataclass
+class GQAScoring(VQAScoring):
+    """One answer per question: exact match of the normalize_vqa_answer() forms."""
+
+    def score(self, record: SampleRecord) -> dict[str, float | None]:
+        from evalkit.metrics import normalize_vqa_answer
+
+        if not isinstance(record.target, str):
+            return {}
+        match = normalize_vqa_answer(str(record.parsed or "")) == normalize_vqa_answer(record.target)
+        return {"accuracy": float(match)}
+
+
+@dataclass
 class GQATask(VQATask):
     """GQA: one answer per question, scored by exact match of the normalize_vqa_answer() forms.
 
@@ -294,13 +308,6 @@ class GQATask(VQATask):
         return Sample(id=str(row[self.id_column]), question=self.prompt(question, row),
                       images=[row["image"]], target=answer, metadata=meta)
 
-    def score(self, record: SampleRecord) -> dict[str, float | None]:
-        from evalkit.metrics import normalize_vqa_answer
-
-        if not isinstance(record.target, str):
-            return {}
-        match = normalize_vqa_answer(str(record.parsed or "")) == normalize_vqa_answer(record.target)
-        return {"accuracy": float(match)}
 
 
 def _lookup(table: ImageTable, image_id: Any) -> ImageRef | None:
@@ -315,5 +322,5 @@ def gqa_testdev() -> GQATask:
         dataset=DatasetSpec("lmms-lab/GQA", split="testdev", config="testdev_balanced_instructions",
                             revision=revision),
         images=DatasetSpec("lmms-lab/GQA", split="testdev", config="testdev_balanced_images", revision=revision),
-        id_column="id", answer_type_column=None, breakdown_key="structural",
+        id_column="id", answer_type_column=None, scoring=GQAScoring(breakdown_key="structural"),
     )

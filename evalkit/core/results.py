@@ -89,6 +89,7 @@ class DatasetInfo(_Model):
 
 
 class TaskResult(_Model):
+    version: int | None = Field(default=None, description="the task definition's version when it was scored")
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     primary_metric: str
     n: int = Field(description="samples evaluated (errors included)")
@@ -124,6 +125,8 @@ class RunConfig(_Model):
     backend_args: dict[str, Json] = Field(default_factory=dict)
     max_error_rate: float = 0.0
     data_parallel: int = Field(default=1, description="model replicas (--data-parallel) in the latest session")
+    task_versions: dict[str, int] = Field(
+        default_factory=dict, description="each task's definition version (prompt, data, scoring); part of the resume key")
 
 
 class RunRecord(_Model):

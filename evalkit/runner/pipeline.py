@@ -86,6 +86,7 @@ def _resume_key(model: ModelInfo, backend: str, cfg: RunConfig) -> dict[str, Any
     key: dict[str, Any] = {"checkpoint": model.checkpoint, "fingerprint": model.fingerprint,
                            "revision": model.revision, "backend": backend}
     key.update({name: getattr(cfg, name) for name in resume_key_names()})
+    key["task_versions"] = cfg.task_versions
     return key
 
 
@@ -195,6 +196,7 @@ class Runner:
                           revision=self.spec.revision, model_type=self.spec.model_type,
                           fingerprint=self.spec.fingerprint())
         cfg = _run_config(opts)
+        cfg.task_versions = {task.name: task.version for task in self.tasks}
         run_dir = _find_resumable(opts.output, model) if opts.resume else None
         if run_dir is not None:
             old = read_run(run_dir)
@@ -257,7 +259,8 @@ class Runner:
                 continue
             errors = sum(1 for r in records if r.error is not None)
             record.tasks[task.name] = TaskResult(
-                primary_metric=task.primary_metric, n=len(records), n_errors=errors, dataset=self.data[task.name].dataset,
+                version=task.version, primary_metric=task.primary_metric, n=len(records), n_errors=errors,
+                dataset=self.data[task.name].dataset,
                 notes=[f"interrupted after {len(records)} of {self.data[task.name].n} samples; rerun with --resume"],
             )
 
@@ -331,7 +334,8 @@ class Runner:
         generation = {} if task.kind == ENCODER_KIND else dict(self.backend.effective_settings(task.generation))
         generation["batch_size"] = self.effective_batch
         return TaskResult(
-            metrics=metrics, primary_metric=task.primary_metric, n=len(records), n_errors=sum(errors.values()),
+            version=task.version, metrics=metrics, primary_metric=task.primary_metric, n=len(records),
+            n_errors=sum(errors.values()),
             n_empty=sum(1 for r in records if r.error is None and not (r.output or "").strip()),
             errors_by_category=errors, dataset=data.dataset, generation=generation, telemetry=telemetry,
             notes=notes, artifacts=artifacts,
