@@ -11,7 +11,7 @@ from evalkit.core.registry import Registry
 
 from .base import Adapter
 
-ADAPTERS: Registry[Adapter] = Registry("model")
+ADAPTERS: Registry[Adapter] = Registry("model", entry_point_group="evalkit.adapters")
 ADAPTERS.register("llava", "evalkit.adapters.llava:ADAPTER")
 ADAPTERS.register("openai", "evalkit.adapters.openai:ADAPTER")  # served models (--backend openai)
 for _family in ("blip2", "instructblip", "qwen_vl", "paligemma", "idefics", "kosmos2", "internvl", "florence2",

@@ -11,7 +11,7 @@ from evalkit.core.registry import Registry, load_attr
 
 from .base import Task, TaskContext
 
-TASKS: Registry = Registry("task")
+TASKS: Registry = Registry("task", entry_point_group="evalkit.tasks")
 # Task names with a prefix come from another tool, resolved by plug-in functions named here as strings (no import
 # of the layer above): prefix -> ("module:expand", "module:make_task").
 PREFIXED_SOURCES: dict[str, tuple[str, str]] = {

@@ -4,7 +4,7 @@ from evalkit.core.registry import Registry
 
 from .base import Backend, BackendConfig
 
-BACKENDS: Registry[type[Backend]] = Registry("backend")
+BACKENDS: Registry[type[Backend]] = Registry("backend", entry_point_group="evalkit.backends")
 BACKENDS.register("hf", "evalkit.backends.hf:HfBackend")
 BACKENDS.register("vllm", "evalkit.backends.vllm:VllmBackend")
 BACKENDS.register("openai", "evalkit.backends.openai:OpenAIBackend")

@@ -6,7 +6,6 @@ Order here is the order of ``evalkit --help``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 COMMANDS: dict[str, str] = {
@@ -22,5 +21,12 @@ COMMANDS: dict[str, str] = {
 
 
 def register(sub: Any) -> None:
-    for module in COMMANDS.values():
-        importlib.import_module(module).add_parser(sub)
+    """Add every subcommand to ``sub``: the built-in table, then plug-ins (entry point group evalkit.commands,
+    each naming an ``add_parser`` function)."""
+    from evalkit.core.registry import Registry
+
+    registry: Registry[Any] = Registry("command", entry_point_group="evalkit.commands")
+    for name, module in COMMANDS.items():
+        registry.register(name, f"{module}:add_parser")
+    for name in [*COMMANDS, *(n for n in registry.names() if n not in COMMANDS)]:
+        registry.get(name)(sub)

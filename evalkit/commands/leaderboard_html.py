@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from html import escape
 
-from evalkit.commands.leaderboard import Column, Entry, Leaderboard, fmt, table_columns
+from evalkit.commands.leaderboard_table import Column, Entry, Leaderboard, fmt, table_columns
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d2330;background:#fff}

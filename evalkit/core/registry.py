@@ -1,7 +1,15 @@
-"""One lazy registry for tasks, adapters and backends.
+"""One lazy registry for tasks, adapters, backends and subcommands.
 
 Entries are "module:attr" strings, imported on first use, so listing names never imports torch.
 A typo gets a "did you mean ...?" in a UsageError (exit code 2 at the CLI).
+
+Third-party plug-ins register through Python entry points: a package that declares, in its pyproject,
+
+    [project.entry-points."evalkit.tasks"]
+    my_task = "my_pkg.tasks:my_task"          # a factory returning a Task
+
+(groups ``evalkit.tasks``, ``evalkit.adapters``, ``evalkit.backends``, ``evalkit.commands``) is listed by
+``evalkit list`` and usable by name once installed. Built-in names win over a plug-in of the same name.
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ T = TypeVar("T")
 
 @dataclass
 class Registry(Generic[T]):
-    kind: str  # "task", "model", "backend" -- used in messages
+    kind: str  # "task", "model", "backend", "command" -- used in messages
+    entry_point_group: str | None = None  # e.g. "evalkit.tasks": plug-ins, read on first look-up
     _entries: dict[str, str] = field(default_factory=dict)
     _meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     _loaded: dict[str, Any] = field(default_factory=dict)
+    _plugins_read: bool = False
 
     def register(self, name: str, target: str, **meta: Any) -> None:
         """Register ``name`` -> "package.module:attr"; ``meta`` is listable without importing."""
@@ -30,7 +40,19 @@ class Registry(Generic[T]):
         self._entries[name] = target
         self._meta[name] = meta
 
+    def _read_plugins(self) -> None:
+        if self._plugins_read or not self.entry_point_group:
+            return
+        self._plugins_read = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=self.entry_point_group):
+            if ep.name not in self._entries:
+                self._entries[ep.name] = ep.value
+                self._meta[ep.name] = {"plugin": ep.dist.name if ep.dist else ep.value}
+
     def names(self) -> list[str]:
+        self._read_plugins()
         return sorted(self._entries)
 
     def meta(self, name: str) -> dict[str, Any]:
@@ -38,6 +60,7 @@ class Registry(Generic[T]):
         return dict(self._meta[name])
 
     def __contains__(self, name: str) -> bool:
+        self._read_plugins()
         return name in self._entries
 
     def get(self, name: str) -> Any:
@@ -47,6 +70,7 @@ class Registry(Generic[T]):
         return self._loaded[name]
 
     def _check(self, name: str) -> None:
+        self._read_plugins()
         if name in self._entries:
             return
         close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.6)
