@@ -1,20 +1,26 @@
-"""VQA accuracy as defined by the official VQA evaluation (GT-Vision-Lab/VQA, vqaEval.py).
+"""VQA accuracy as defined by the official VQA evaluation, ported from GT-Vision-Lab/VQA at its latest
+commit a013f0043c1e2cdc995922dfe257f7149aa9af06 ("Fixed processing answers bug", 2021-03-11),
+``PythonEvaluationTools/vqaEvaluation/vqaEval.py``. The normalisation is the logic of its
+``processPunctuation`` and ``processDigitArticle`` with its lists copied verbatim; a differential test
+(tests/test_metrics_vqa_official.py) checks it against a line-by-line transcription of those functions on
+thousands of generated answers. What that means in practice:
 
-The answer normalisation below reproduces ``VQAEval.processPunctuation`` and
-``VQAEval.processDigitArticle`` character for character, including their quirks, because
-published VQAv2/OK-VQA/TextVQA/VizWiz numbers were computed with them:
-
-* Only the 19 characters in ``_PUNCT`` count as punctuation; ``-`` and ``!`` are kept, so
-  ``"t-shirt"`` stays ``"t-shirt"``. Each one is deleted when it touches a space somewhere in
-  the text or when the text holds a digit-comma-digit (``"1,000"`` -> ``"1000"``), else replaced
-  by a space (``"don't"`` -> ``"don t"``).
+* The 21 characters in ``_PUNCT`` (``; / [ ] " { } ( ) = + \\ _ - > < @ ` , ? !``) are punctuation; ``:``
+  and ``'`` are not, so ``"10:30"`` stays ``"10:30"`` and ``"isn't"`` stays ``"isn't"``. Each one is
+  deleted when it touches a space somewhere in the text or when the text holds a digit-comma-digit
+  (``"1,000"`` -> ``"1000"``), else replaced by a space (``"t-shirt"`` -> ``"t shirt"``).
 * ``periodStrip`` is ``(?!<=\\d)(\\.)(?!\\d)``: the first group is a (mistyped) lookahead, so every
-  period not followed by a digit is removed (``"2.5"`` keeps its period). The official call
-  passes ``re.UNICODE`` (= 32) as the ``count`` argument, so at most 32 periods are removed.
-* Number words ``none``/``zero``..``ten`` become digits, articles ``a``/``an``/``the`` are
-  dropped, and the contractions map turns ``"dont"`` into ``"don’t"`` with the typographic
-  apostrophe U+2019 that the official map uses (an ASCII ``"don't"`` has already become
-  ``"don t"`` by then, so ``"dont"`` and ``"don't"`` do not match — as in the official script).
+  period not followed by a digit is removed (``"2.5"`` keeps its period). The official call passes
+  ``re.UNICODE`` (= 32) as the ``count`` argument, so at most 32 periods are removed.
+* ``processDigitArticle`` lowercases, turns the number words ``none``/``zero``..``ten`` into digits, drops
+  the articles ``a``/``an``/``the`` and maps contractions written without an apostrophe to the ASCII form
+  (``"isnt"`` -> ``"isn't"``). A typographic apostrophe (U+2019) is left alone, so ``"isn’t"`` does not
+  match ``"isn't"`` (as in the official script).
+* ``\\d`` is Python 3's (any Unicode decimal digit), as in every Python 3 port of this file (EvalAI's,
+  lmms-eval's ``EvalAIAnswerProcessor``); the Python 2 original matched only ``0-9`` there. The two differ
+  only on answers holding non-ASCII digits next to a comma or a period.
+
+One deliberate deviation, see :func:`vqa_accuracy`: both sides are always normalised.
 """
 
 from __future__ import annotations
@@ -23,40 +29,37 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-# The official map, verbatim (values mostly use U+2019; keys with capitals can never match
-# after lowercasing — also as in the original).
+# The official ``contractions`` map, verbatim (keys with capitals can never match after lowercasing;
+# also as in the original).
 _CONTRACTIONS: dict[str, str] = {
-    "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've", "couldnt": "couldn't",
-    "couldn'tve": "couldn’t’ve", "couldnt’ve": "couldn’t’ve", "didnt": "didn’t", "doesnt": "doesn’t",
-    "dont": "don’t", "hadnt": "hadn’t", "hadnt’ve": "hadn’t’ve", "hadn'tve": "hadn’t’ve",
-    "hasnt": "hasn’t", "havent": "haven’t", "hed": "he’d", "hed’ve": "he’d’ve", "he’dve": "he’d’ve",
-    "hes": "he’s", "howd": "how’d", "howll": "how’ll", "hows": "how’s", "Id’ve": "I’d’ve",
-    "I’dve": "I’d’ve", "Im": "I’m", "Ive": "I’ve", "isnt": "isn’t", "itd": "it’d", "itd’ve": "it’d’ve",
-    "it’dve": "it’d’ve", "itll": "it’ll", "let’s": "let’s", "maam": "ma’am", "mightnt": "mightn’t",
-    "mightnt’ve": "mightn’t’ve", "mightn’tve": "mightn’t’ve", "mightve": "might’ve",
-    "mustnt": "mustn’t", "mustve": "must’ve", "neednt": "needn’t", "notve": "not’ve",
-    "oclock": "o’clock", "oughtnt": "oughtn’t", "ow’s’at": "’ow’s’at", "’ows’at": "’ow’s’at",
-    "’ow’sat": "’ow’s’at", "shant": "shan’t", "shed’ve": "she’d’ve", "she’dve": "she’d’ve",
-    "she’s": "she’s", "shouldve": "should’ve", "shouldnt": "shouldn’t", "shouldnt’ve": "shouldn’t’ve",
-    "shouldn’tve": "shouldn’t’ve", "somebody’d": "somebodyd", "somebodyd’ve": "somebody’d’ve",
-    "somebody’dve": "somebody’d’ve", "somebodyll": "somebody’ll", "somebodys": "somebody’s",
-    "someoned": "someone’d", "someoned’ve": "someone’d’ve", "someone’dve": "someone’d’ve",
-    "someonell": "someone’ll", "someones": "someone’s", "somethingd": "something’d",
-    "somethingd’ve": "something’d’ve", "something’dve": "something’d’ve",
-    "somethingll": "something’ll", "thats": "that’s", "thered": "there’d",
-    "thered’ve": "there’d’ve", "there’dve": "there’d’ve", "therere": "there’re",
-    "theres": "there’s", "theyd": "they’d", "theyd’ve": "they’d’ve", "they’dve": "they’d’ve",
-    "theyll": "they’ll", "theyre": "they’re", "theyve": "they’ve", "twas": "’twas",
-    "wasnt": "wasn’t", "wed’ve": "we’d’ve", "we’dve": "we’d’ve", "weve": "we've",
-    "werent": "weren’t", "whatll": "what’ll", "whatre": "what’re", "whats": "what’s",
-    "whatve": "what’ve", "whens": "when’s", "whered": "where’d", "wheres": "where's",
-    "whereve": "where’ve", "whod": "who’d", "whod’ve": "who’d’ve", "who’dve": "who’d’ve",
-    "wholl": "who’ll", "whos": "who’s", "whove": "who've", "whyll": "why’ll", "whyre": "why’re",
-    "whys": "why’s", "wont": "won’t", "wouldve": "would’ve", "wouldnt": "wouldn’t",
-    "wouldnt’ve": "wouldn’t’ve", "wouldn’tve": "wouldn’t’ve", "yall": "y’all",
-    "yall’ll": "y’all’ll", "y’allll": "y’all’ll", "yall’d’ve": "y’all’d’ve",
-    "y’alld’ve": "y’all’d’ve", "y’all’dve": "y’all’d’ve", "youd": "you’d", "youd’ve": "you’d’ve",
-    "you’dve": "you’d’ve", "youll": "you’ll", "youre": "you’re", "youve": "you’ve",
+    'aint': "ain't", 'arent': "aren't", 'cant': "can't", 'couldve': "could've", 'couldnt': "couldn't",
+    "couldn'tve": "couldn't've", "couldnt've": "couldn't've", 'didnt': "didn't", 'doesnt': "doesn't",
+    'dont': "don't", 'hadnt': "hadn't", "hadnt've": "hadn't've", "hadn'tve": "hadn't've", 'hasnt': "hasn't",
+    'havent': "haven't", 'hed': "he'd", "hed've": "he'd've", "he'dve": "he'd've", 'hes': "he's",
+    'howd': "how'd", 'howll': "how'll", 'hows': "how's", "Id've": "I'd've", "I'dve": "I'd've", 'Im': "I'm",
+    'Ive': "I've", 'isnt': "isn't", 'itd': "it'd", "itd've": "it'd've", "it'dve": "it'd've", 'itll': "it'll",
+    "let's": "let's", 'maam': "ma'am", 'mightnt': "mightn't", "mightnt've": "mightn't've",
+    "mightn'tve": "mightn't've", 'mightve': "might've", 'mustnt': "mustn't", 'mustve': "must've",
+    'neednt': "needn't", 'notve': "not've", 'oclock': "o'clock", 'oughtnt': "oughtn't", "ow's'at": "'ow's'at",
+    "'ows'at": "'ow's'at", "'ow'sat": "'ow's'at", 'shant': "shan't", "shed've": "she'd've",
+    "she'dve": "she'd've", "she's": "she's", 'shouldve': "should've", 'shouldnt': "shouldn't",
+    "shouldnt've": "shouldn't've", "shouldn'tve": "shouldn't've", "somebody'd": 'somebodyd',
+    "somebodyd've": "somebody'd've", "somebody'dve": "somebody'd've", 'somebodyll': "somebody'll",
+    'somebodys': "somebody's", 'someoned': "someone'd", "someoned've": "someone'd've",
+    "someone'dve": "someone'd've", 'someonell': "someone'll", 'someones': "someone's",
+    'somethingd': "something'd", "somethingd've": "something'd've", "something'dve": "something'd've",
+    'somethingll': "something'll", 'thats': "that's", 'thered': "there'd", "thered've": "there'd've",
+    "there'dve": "there'd've", 'therere': "there're", 'theres': "there's", 'theyd': "they'd",
+    "theyd've": "they'd've", "they'dve": "they'd've", 'theyll': "they'll", 'theyre': "they're",
+    'theyve': "they've", 'twas': "'twas", 'wasnt': "wasn't", "wed've": "we'd've", "we'dve": "we'd've",
+    'weve': "we've", 'werent': "weren't", 'whatll': "what'll", 'whatre': "what're", 'whats': "what's",
+    'whatve': "what've", 'whens': "when's", 'whered': "where'd", 'wheres': "where's", 'whereve': "where've",
+    'whod': "who'd", "whod've": "who'd've", "who'dve": "who'd've", 'wholl': "who'll", 'whos': "who's",
+    'whove': "who've", 'whyll': "why'll", 'whyre': "why're", 'whys': "why's", 'wont': "won't",
+    'wouldve': "would've", 'wouldnt': "wouldn't", "wouldnt've": "wouldn't've", "wouldn'tve": "wouldn't've",
+    'yall': "y'all", "yall'll": "y'all'll", "y'allll": "y'all'll", "yall'd've": "y'all'd've",
+    "y'alld've": "y'all'd've", "y'all'dve": "y'all'd've", 'youd': "you'd", "youd've": "you'd've",
+    "you'dve": "you'd've", 'youll': "you'll", 'youre': "you're", 'youve': "you've",
 }  # fmt: skip
 
 _NUMBER_WORDS: dict[str, str] = {
@@ -64,8 +67,10 @@ _NUMBER_WORDS: dict[str, str] = {
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
 }  # fmt: skip
 _ARTICLES = frozenset({"a", "an", "the"})
+# The official ``punct`` list, in its order (the order matters: each character's test looks at the text
+# as it was before any replacement, but replacements apply one after another).
 _PUNCT: tuple[str, ...] = (
-    ";", ":", "/", "'", "[", "]", '"', "(", ")", "=", "+", "\\", "_", ">", "<", "@", "`", ",", "?",
+    ";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!",
 )  # fmt: skip
 _PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
 _COMMA_STRIP = re.compile(r"(\d)(,)(\d)")
@@ -114,11 +119,10 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
     ``min(1, #others equal to the prediction / 3)``: with 10 answers, 1/2/3/4+ matching
     annotators give 0.3/0.6/0.9/1.0.
 
-    Both the prediction and every ground-truth answer are normalised with
-    ``normalize_vqa_answer``. This deliberately differs from the official script in two ways:
-    the official applies only processPunctuation to the answers (not the number-word/article/
-    contraction step), and skips even that when all answers are identical, so "Yes" against
-    ten "yes" scores 0 there; here normalisation is always applied to both sides.
+    Both the prediction and every ground-truth answer are normalised with ``normalize_vqa_answer``,
+    as the official script does whenever the answers are not all identical. The one deliberate
+    deviation: the official skips normalisation of both sides when all answers are the same string,
+    so "Yes" against ten "yes" scores 0 there; here normalisation is always applied.
 
     Raises ValueError for fewer than 2 answers: leave-one-out over a single answer leaves
     nobody to agree with, so the formula would score every prediction 0. Single-answer
