@@ -33,6 +33,7 @@ class TaskSpec:
     samples_per_s: float | None = None
     primary: str | None = None  # defaults to ``metric``
     metadata: list[dict] | None = None  # per sample (e.g. MMVP's pair_id)
+    version: int | None = 1  # the task definition's version
 
 
 def make_run(root: Path, run_id: str, tasks: dict[str, TaskSpec], *, model: str = "model", checkpoint: str = "/ckpt",
@@ -63,7 +64,7 @@ def make_run(root: Path, run_id: str, tasks: dict[str, TaskSpec], *, model: str 
         for cname, value in spec.corpus.items():
             metrics[cname] = MetricValue(value=value, stderr=None, n=len(ok))
         results[name] = TaskResult(
-            metrics=metrics, primary_metric=spec.primary or spec.metric, n=len(spec.scores),
+            version=spec.version, metrics=metrics, primary_metric=spec.primary or spec.metric, n=len(spec.scores),
             n_errors=len(spec.scores) - len(ok),
             dataset=DatasetInfo(id=f"org/{name}", split="val", content_hash=spec.content_hash, n=len(spec.scores)),
             telemetry=Telemetry(samples_per_s=spec.samples_per_s if spec.samples_per_s is not None else samples_per_s,

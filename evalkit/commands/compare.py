@@ -326,6 +326,12 @@ def _compare_task(task: str, base: RunSide, cand: RunSide, opts: CompareOptions)
             raise UsageError(f"task {task}: dataset content differs (hash {b_hash} vs {c_hash}), so the scores are "
                              f"not comparable; pass --allow-dataset-change to compare anyway")
         notes.append(f"dataset content differs (hash {b_hash} vs {c_hash}); compared anyway")
+    if b_res.version is not None and c_res.version is not None and b_res.version != c_res.version:
+        if not opts.allow_dataset_change:
+            raise UsageError(f"task {task}: the task definition changed (version {b_res.version} vs "
+                             f"{c_res.version}: prompt, data or scoring), so the scores are not comparable; "
+                             f"pass --allow-dataset-change to compare anyway")
+        notes.append(f"task version differs ({b_res.version} vs {c_res.version}); compared anyway")
     if b_res.primary_metric != c_res.primary_metric:
         notes.append(f"primary metric differs ({b_res.primary_metric} vs {c_res.primary_metric}); "
                      f"the baseline's is gated")
@@ -477,7 +483,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the table")
     p.add_argument("--show", type=int, default=DEFAULT_SHOW, help="list the first N flipped samples per task")
     p.add_argument("--allow-dataset-change", action="store_true",
-                   help="compare even when the dataset content hashes differ")
+                   help="compare even when the dataset content hashes or the task versions differ")
     p.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default 0)")
     p.set_defaults(func=cmd_compare)
