@@ -24,6 +24,8 @@ class BackendConfig:
     seed: int = 0
     trust_remote_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # --backend-args key=value
+    preloaded: Any = None  # (model, processor) already in memory (evalkit.evaluate): used instead of loading
+    prefix_reuse: bool = True  # reuse the KV cache of an image's shared prompt prefix (--no-prefix-reuse: off)
 
 
 class Backend(ABC):
@@ -38,6 +40,8 @@ class Backend(ABC):
     name: str = "base"
     # True when the engine schedules a whole task itself (vLLM); the runner then submits larger chunks.
     schedules_itself: bool = False
+    # True when GenerationSettings.num_beams > 1 is honoured (--gen-kwargs num_beams=N).
+    beam_search: bool = False
 
     def __init__(self, spec: "ModelSpec", adapter: "Adapter", config: BackendConfig):
         self.spec = spec
@@ -60,6 +64,15 @@ class Backend(ABC):
 
     def count_prompt_tokens(self, prompt: Prompt) -> int | None:
         """Token count of a prompt without generating, for length sorting; None if unknown."""
+        return None
+
+    def context_length(self) -> int | None:
+        """The most tokens the model takes (prompt and output), when known: the runner fails a sample whose prompt
+        has this many tokens or more ("prompt_too_long") before it reaches the engine."""
+        return None
+
+    def prefix_cache_counts(self) -> tuple[int, int] | None:
+        """(prompt tokens, of which served from a cached prefix) since load; None when the engine reuses no prefix."""
         return None
 
     def device_name(self) -> str:

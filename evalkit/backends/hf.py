@@ -41,6 +41,7 @@ def pick_dtype(requested: str, device: str) -> Any:
 
 class HfBackend(Backend):
     name = "hf"
+    beam_search = True
 
     def load(self) -> None:
         try:
@@ -51,17 +52,27 @@ class HfBackend(Backend):
         if not log.isEnabledFor(logging.INFO):
             transformers.utils.logging.disable_progress_bar()
             transformers.utils.logging.set_verbosity_error()
-        self.device = pick_device(self.config.device)
-        self.dtype = pick_dtype(self.config.dtype, self.device)
+        preloaded = self.config.preloaded  # (model, processor) from evalkit.evaluate: kept where they are
+        self.device = (str(preloaded[0].device) if preloaded is not None and self.config.device == "auto"
+                       else pick_device(self.config.device))
+        self.dtype = preloaded[0].dtype if preloaded is not None else pick_dtype(self.config.dtype, self.device)
         torch.manual_seed(self.config.seed)
         self.adapter.check_load_options(self.config.trust_remote_code)
         kwargs: dict[str, Any] = {"revision": self.spec.revision, "trust_remote_code": self.config.trust_remote_code}
         model_cls = getattr(transformers, self.adapter.hf_model_class)
         try:
-            self.processor = transformers.AutoProcessor.from_pretrained(self.spec.local_path, **kwargs)
-            self.model = model_cls.from_pretrained(self.spec.local_path, dtype=self.dtype, **kwargs)
+            if preloaded is not None:
+                self.model, self.processor = preloaded
+            else:
+                self.processor = transformers.AutoProcessor.from_pretrained(self.spec.local_path, **kwargs)
+                self.model = model_cls.from_pretrained(self.spec.local_path, dtype=self.dtype, **kwargs)
         except OSError as exc:
             raise UsageError(f"cannot load model {self.spec.checkpoint!r}: {str(exc).splitlines()[0]}") from exc
+        except ValueError as exc:  # remote code without the flag, an unknown config class: the user's to fix
+            if "trust_remote_code" in str(exc):
+                raise UsageError(f"{self.spec.checkpoint!r} runs its own Python code to load; rerun with "
+                                 "--trust-remote-code if you trust that checkpoint") from exc
+            raise UsageError(f"cannot load model {self.spec.checkpoint!r}: {str(exc).strip().splitlines()[0]}") from exc
         self.model.to(self.device).eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = self.adapter.padding_side(self.model)
@@ -72,9 +83,34 @@ class HfBackend(Backend):
         gen_cfg = self.model.generation_config
         eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self._setup_prefix_reuse()
+
+    def _setup_prefix_reuse(self) -> None:
+        """Reuse image prefixes (hf_prefix) where the family's layout is known and --no-prefix-reuse is not given."""
+        from evalkit.backends.hf_prefix import REUSE_MODEL_TYPES, PrefixStore
+
+        config = self.model.config
+        self.image_token_id = getattr(config, "image_token_id", None)
+        if self.image_token_id is None:
+            self.image_token_id = getattr(config, "image_token_index", None)
+        self.reuse = (self.config.prefix_reuse and getattr(config, "model_type", None) in REUSE_MODEL_TYPES
+                      and self.image_token_id is not None and self.tokenizer.padding_side == "left"
+                      and self.adapter.hf_max_batch_size is None and not self.adapter.is_encoder_decoder(self.model))
+        self.prefix_store = PrefixStore()
+        self.prompt_tokens = self.prompt_tokens_reused = 0
 
     def count_prompt_tokens(self, prompt: Prompt) -> int | None:
         return len(self.tokenizer(prompt.text, add_special_tokens=False)["input_ids"])
+
+    def context_length(self) -> int | None:
+        """The text model's max_position_embeddings (else the tokenizer's model_max_length, when it is real)."""
+        config = self.model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        value = getattr(text, "max_position_embeddings", None)
+        if not value:
+            value = getattr(self.tokenizer, "model_max_length", None)
+            value = value if value and value < 10**7 else None  # transformers' "no limit" is a huge int
+        return int(value) if value else None
 
     def device_name(self) -> str:
         import torch
@@ -100,7 +136,7 @@ class HfBackend(Backend):
             temperature=None if greedy else settings.temperature,
             top_p=None if greedy else settings.top_p,
             top_k=None,
-            num_beams=1,
+            num_beams=settings.num_beams,
             eos_token_id=sorted(self.eos_ids) or None,
             pad_token_id=self.tokenizer.pad_token_id,
             stop_strings=list(settings.stop) or None,
@@ -116,13 +152,47 @@ class HfBackend(Backend):
                                              padding=True))
         if settings.temperature > 0:
             torch.manual_seed(settings.seed)
-        with torch.inference_mode():
-            out = self.model.generate(
-                **inputs, generation_config=self._generation_config(settings), tokenizer=self.tokenizer
-            )
-        prompt_len = self.adapter.output_offset(self.model, inputs["input_ids"].shape[1])
         n_prompt = inputs["attention_mask"].sum(dim=1).tolist()
+        self.prompt_tokens += int(sum(n_prompt))
+        with torch.inference_mode():
+            reused = self._reused_inputs(prompts, inputs) if self.reuse and settings.num_beams == 1 else None
+            out = self.model.generate(
+                **(reused or inputs), generation_config=self._generation_config(settings), tokenizer=self.tokenizer
+            )
+        width = (reused or inputs)["input_ids"].shape[1]
+        prompt_len = self.adapter.output_offset(self.model, width)
         return [self._finish(row[prompt_len:].tolist(), int(n), settings) for row, n in zip(out, n_prompt)]
+
+    def _reused_inputs(self, prompts: list[Prompt], inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """``generate`` inputs that continue from each image's prefix cache (evalkit.backends.hf_prefix), prefilling
+        only the prefixes not already stored; None where the batch does not fit the layout (plain path)."""
+        from evalkit.backends import hf_prefix
+
+        plan = hf_prefix.plan(prompts, inputs, self.image_token_id)
+        if plan is None:
+            return None
+        prefixes = [self.prefix_store.get(g.key) for g in plan.groups]
+        missing = [i for i, p in enumerate(prefixes) if p is None]
+        if missing:
+            first_rows = [plan.groups[i].rows[0] for i in missing]
+            try:
+                computed = hf_prefix.prefill(self.model, [plan.groups[i] for i in missing],
+                                             inputs["pixel_values"][first_rows], self.tokenizer.pad_token_id,
+                                             self.device)
+            except TypeError:
+                log.info("prefix reuse off: %s", "the model's cache layout is not supported", exc_info=True)
+                self.reuse = False
+                return None
+            for i, layers in zip(missing, computed):
+                prefixes[i] = layers
+                self.prefix_store.put(plan.groups[i].key, layers)
+        self.prefix_store.keep(plan.groups[plan.row_group[-1]].key)
+        reused = sum(plan.prefix_len(r) for r in range(len(plan.ids)))
+        self.prompt_tokens_reused += reused - sum(len(plan.groups[i].prefix) for i in missing)
+        return hf_prefix.batch_inputs(plan, prefixes, self.tokenizer.pad_token_id, self.model.config, self.device)
+
+    def prefix_cache_counts(self) -> tuple[int, int] | None:
+        return (self.prompt_tokens, self.prompt_tokens_reused) if getattr(self, "reuse", False) else None
 
     def _inputs(self, inputs: Any) -> dict[str, Any]:
         """Processor outputs on the model's device, pixel values in the model's dtype."""
@@ -172,3 +242,5 @@ class HfBackend(Backend):
 
     def close(self) -> None:
         self.model = None
+        if hasattr(self, "prefix_store"):
+            self.prefix_store.clear()

@@ -148,6 +148,7 @@ class VllmBackend(Backend):
         self.last_metrics: dict[str, float] = {}
         self.on_cpu = True
         self._peak_gpu_mb: float | None = None
+        self._prefix_counts: tuple[int, int] | None = None
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -169,6 +170,7 @@ class VllmBackend(Backend):
             raise UsageError(f"vLLM {vllm.__version__} does not run {self.spec.checkpoint!r}: {reason}; "
                              "use --backend hf")
         self.engine_args = self._engine_args(hf_config)
+        self._context = self.engine_args.get("max_model_len") or model_max_len(hf_config)
         log.info("vllm.LLM(%s)", self.engine_args)
         start = time.perf_counter()
         try:
@@ -181,6 +183,17 @@ class VllmBackend(Backend):
                                  f"{self.spec.checkpoint!r}; use --backend hf") from exc
             raise
         self.last_metrics = {"engine_start_s": time.perf_counter() - start}
+
+    def count_prompt_tokens(self, prompt: Prompt) -> int | None:
+        return len(self.tokenizer(prompt.text, add_special_tokens=False)["input_ids"])
+
+    def context_length(self) -> int | None:
+        """The engine's max_model_len (what vLLM itself enforces), else the config's context."""
+        try:
+            return int(self.llm.llm_engine.model_config.max_model_len)
+        except (AttributeError, TypeError, ValueError):
+            ctx = getattr(self, "_context", None)
+            return int(ctx) if ctx else None
 
     def _check_device(self) -> None:
         device = self.config.device
@@ -225,7 +238,11 @@ class VllmBackend(Backend):
             "dtype": dtype,
             "seed": self.config.seed,
             "trust_remote_code": bool(self.config.trust_remote_code),
-            "disable_log_stats": False,  # RequestOutput.metrics (time to first token) needs stats
+            "disable_log_stats": False,  # RequestOutput.metrics (time to first token), prefix-cache counters
+            # Prefix caching: a prompt's full KV blocks are reused by later prompts with the same tokens and, for
+            # multimodal inputs, the same image (its hash is part of the block key). The runner hands an image's
+            # questions over together, image first, so all but the first find the image's blocks cached.
+            "enable_prefix_caching": bool(self.config.prefix_reuse),
             "use_tqdm_on_load": log.isEnabledFor(logging.INFO),
         }
         args.update(self.adapter.vllm_engine_args)
@@ -292,6 +309,7 @@ class VllmBackend(Backend):
                                     use_tqdm=False)
         wall = time.perf_counter() - start
         self._record_metrics(outputs, wall)
+        self._read_prefix_counters()
         self._sample_gpu_memory()
         return [self._generation(out, settings) for out in outputs]
 
@@ -319,6 +337,25 @@ class VllmBackend(Backend):
         self.last_metrics = metrics
 
     # -- telemetry and teardown ------------------------------------------------------------------
+    def _read_prefix_counters(self) -> None:
+        """vLLM's own prefix-cache counters (tokens queried, tokens found cached), summed over engines; kept
+        after close() so run totals can still read them."""
+        if not self.engine_args.get("enable_prefix_caching"):
+            return
+        try:
+            metrics = self.llm.get_metrics()
+        except Exception:  # pragma: no cover - stats disabled by --backend-args
+            log.debug("vLLM metrics unavailable", exc_info=True)
+            return
+        totals = {"vllm:prefix_cache_queries": 0, "vllm:prefix_cache_hits": 0}
+        for metric in metrics:
+            if metric.name in totals:
+                totals[metric.name] += int(getattr(metric, "value", 0) or 0)
+        self._prefix_counts = (totals["vllm:prefix_cache_queries"], totals["vllm:prefix_cache_hits"])
+
+    def prefix_cache_counts(self) -> tuple[int, int] | None:
+        return self._prefix_counts
+
     def device_name(self) -> str:
         if self.on_cpu:
             return "cpu"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import MISSING
 from pathlib import Path
@@ -14,6 +15,7 @@ from evalkit.core.errors import UsageError
 _KINDS: dict[str | None, dict[str, Any]] = {
     None: {}, "tasks": {}, "positive_int": {"type": positive_int}, "int": {"type": int}, "float": {"type": float},
     "path": {"type": Path}, "key_values": {"type": key_values}, "flag": {"action": "store_true"},
+    "no_flag": {"action": "store_false"},  # a default-True option, turned off by --no-<name>
 }
 
 
@@ -31,8 +33,11 @@ def add_parser(sub: Any) -> None:
             kwargs["default"] = f.default_factory()  # type: ignore[misc]
         elif kwargs.get("action") != "store_true":
             kwargs["default"] = f.default
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+        flag = ("--no-" if f.metadata["kind"] == "no_flag" else "--") + f.name.replace("_", "-")
+        p.add_argument(flag, *f.metadata["aliases"], dest=f.name, **kwargs)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true",
+                   help="print run.json's tasks block (metrics, counts, generation) as JSON instead of the table")
     add_judge_options(p)
     p.add_argument("--data-parallel", type=positive_int, default=1, metavar="N",
                    help="N model replicas on Ray (one GPU each where the cluster has GPUs); needs evalkit[ray]")
@@ -68,7 +73,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         print(f"evalkit: {exc}", file=sys.stderr)
         return 130
-    print_run_summary(record, run_dir)
+    if args.json:
+        print(json.dumps(record.model_dump(mode="json")["tasks"], indent=2))
+    else:
+        print_run_summary(record, run_dir)
     over = [name for name, t in record.tasks.items() if t.n and t.n_errors / t.n > opts.max_error_rate]
     if over:
         print(f"evalkit: error rate above {opts.max_error_rate} in {', '.join(over)} (see the 'error' field of "

@@ -64,6 +64,9 @@ class Telemetry(_Model):
     write_s: float = 0.0
     n_prompt_tokens: int = 0
     n_generated_tokens: int = 0
+    prefix_cache_hit_rate: float | None = Field(
+        default=None, description="share of prompt tokens whose KV cache came from an earlier prompt with the same "
+        "image and prefix (vLLM: its prefix-cache counters; hf: reused image prefixes); null when none was reused")
 
 
 class ReplicaTelemetry(Telemetry):
@@ -123,7 +126,11 @@ class RunConfig(_Model):
     dtype: str = "auto"
     data_dir: str | None = None
     backend_args: dict[str, Json] = Field(default_factory=dict)
+    gen_kwargs: dict[str, Json] = Field(default_factory=dict, description="--gen-kwargs: overrides of every task's "
+                                        "decoding (the effective settings are each task's 'generation')")
     max_error_rate: float = 0.0
+    prefix_reuse: bool = Field(default=True, description="questions grouped by image, image prefix prefilled once "
+                               "(false: --no-prefix-reuse)")
     data_parallel: int = Field(default=1, description="model replicas (--data-parallel) in the latest session")
     task_versions: dict[str, int] = Field(
         default_factory=dict, description="each task's definition version (prompt, data, scoring); part of the resume key")
@@ -158,11 +165,19 @@ def write_run(run_dir: Path, record: RunRecord) -> None:
     """Atomically replace run.json (write to a temp file, fsync, rename)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / f".run.json.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(record.model_dump_json(indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, run_dir / "run.json")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(record.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, run_dir / "run.json")
+    except BaseException:  # full disk, Ctrl-C: run.json keeps its last complete state, no temp file is left
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def read_run(path: Path) -> RunRecord:
@@ -172,9 +187,11 @@ def read_run(path: Path) -> RunRecord:
     if not file.is_file():
         raise UsageError(f"no run.json at {path}; pass a run folder written by `evalkit run`")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8"), parse_constant=_no_constant)  # NaN, Infinity
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{file} is not valid JSON ({exc}); was the run interrupted while writing?") from exc
+    except ValueError as exc:
+        raise UsageError(f"{file} is malformed: {exc} (a metric must be a number or null)") from exc
     version = str(data.get("schema_version", "")) if isinstance(data, dict) else ""
     if version.split(".")[0] != RESULT_SCHEMA_VERSION.split(".")[0]:
         raise UsageError(f"{file} has schema_version {version!r}; this evalkit reads {RESULT_SCHEMA_VERSION}")

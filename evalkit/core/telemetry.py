@@ -74,3 +74,14 @@ class Phases:
 
 def rate(count: float, seconds: float) -> float | None:
     return round(count / seconds, 3) if seconds > 0 else None
+
+
+def hit_rate(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of prompt tokens served from a prefix cache between two ``Backend.prefix_cache_counts`` readings
+    (prompt tokens, cached tokens); None when the engine reused nothing or saw no prompt."""
+    if after is None:
+        return None
+    queries = after[0] - (before[0] if before else 0)
+    hits = after[1] - (before[1] if before else 0)
+    return round(hits / queries, 4) if queries > 0 else None
+

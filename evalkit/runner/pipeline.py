@@ -10,12 +10,17 @@ uninterrupted one give identical results, and ``evalkit score`` can recompute th
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import logging
+import os
 import platform
 import queue
+import re
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,13 +32,13 @@ from typing import Any
 from evalkit import __version__
 from evalkit.backends import BACKENDS, Backend, BackendConfig
 from evalkit.core.errors import UsageError
-from evalkit.runner.models import ModelSpec, resolve_model
-from evalkit.runner.options import RunOptions, recorded, resume_key_names
+from evalkit.runner.models import ModelSpec, preloaded_spec, resolve_model
+from evalkit.runner.options import RunOptions, apply_generation, recorded, resume_key_names
 from evalkit.core.results import (ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult, Telemetry, read_run,
                              write_run)
-from evalkit.core.store import SampleStore
+from evalkit.core.store import RunLock, SampleStore
 from evalkit.tasks.base import ENCODER_KIND, TaskContext
-from evalkit.core.telemetry import PeakMemory, Phases, rate
+from evalkit.core.telemetry import PeakMemory, Phases, hit_rate, rate
 from evalkit.core.types import Generation, Prompt, Sample, SampleError
 
 log = logging.getLogger(__name__)
@@ -115,6 +120,41 @@ def _new_run_dir(output: Path, spec: ModelSpec) -> Path:
             continue
 
 
+# A write that fails for these reasons is the user's to fix (space, permissions), not a bug: exit 2, one line.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
+
+
+def _write_error(exc: OSError, where: Path) -> Exception:
+    if exc.errno in _WRITE_ERRNOS:
+        return UsageError(f"cannot write to {where}: {exc.strerror or exc}; free space or give --output a "
+                          "writable folder")
+    return exc
+
+
+def _check_output(output: Path) -> None:
+    """--output must be a folder evalkit can write (checked before any dataset or model is opened)."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output} is a file; give a folder (it receives one folder per run)")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".evalkit-probe-", dir=output)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write there ({exc.strerror or exc}); give a writable "
+                         "folder") from exc
+
+
+def _mark_failed(run_dir: Path, record: RunRecord) -> None:
+    record.status = "failed"
+    try:
+        write_run(run_dir, record)
+    except OSError:
+        log.warning("could not mark %s failed", run_dir)
+
+
 def _is_oom(exc: BaseException) -> bool:
     return "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower()
 
@@ -170,8 +210,11 @@ class Runner:
             raise UsageError(f"--limit {opts.limit}: must be at least 1")
         if opts.data_dir is not None and not Path(opts.data_dir).is_dir():
             raise UsageError(f"--data-dir {opts.data_dir}: no such folder")
+        if not _DEVICE.match(opts.device):
+            raise UsageError(f"--device {opts.device!r}: use auto, cpu, cuda, cuda:N, mps or xpu")
         self.opts = opts
-        self.spec = resolve_model(opts.model, opts.revision)
+        self.spec = (preloaded_spec(opts.model, opts.preloaded[0]) if opts.preloaded is not None
+                     else resolve_model(opts.model, opts.revision))
         self.adapter = get_adapter(self.spec.family)
         if opts.backend not in BACKENDS:
             BACKENDS.meta(opts.backend)  # raises with "did you mean"
@@ -180,70 +223,137 @@ class Runner:
                              f"use --backend {self.adapter.backends[0]}")
         self.tasks = [get_task(name) for name in opts.tasks]
         _check_model_kind(self.spec.family, self.adapter.encoder, self.tasks)
+        backend_cls = BACKENDS.get(opts.backend)
         for task in self.tasks:
             if opts.judge is not None and hasattr(task, "judge_config"):
                 task.judge_config = opts.judge
-        backend_cls = BACKENDS.get(opts.backend)
+            task.generation = apply_generation(task.generation, opts.gen_kwargs)
+            if task.generation.num_beams > 1 and not backend_cls.beam_search:
+                raise UsageError(f"--gen-kwargs num_beams={task.generation.num_beams}: beam search runs on "
+                                 f"--backend hf only (not {opts.backend})")
+        if opts.preloaded is not None and opts.backend != "hf":
+            raise UsageError(f"a model object in memory runs on the hf backend (not {opts.backend})")
         cfg = BackendConfig(batch_size=opts.batch_size, device=opts.device, dtype=opts.dtype, seed=opts.seed,
-                            trust_remote_code=opts.trust_remote_code, extra=dict(opts.backend_args))
+                            trust_remote_code=opts.trust_remote_code, extra=dict(opts.backend_args),
+                            preloaded=opts.preloaded, prefix_reuse=opts.prefix_reuse)
         self.backend: Backend = backend_cls(self.spec, self.adapter, cfg)
         self.phases = Phases()
 
     # -- run level -------------------------------------------------------------------------------
-    def start(self) -> tuple[RunRecord, Path]:
-        opts = self.opts
-        model = ModelInfo(name=self.spec.name, family=self.spec.family, checkpoint=self.spec.checkpoint,
-                          revision=self.spec.revision, model_type=self.spec.model_type,
-                          fingerprint=self.spec.fingerprint())
-        cfg = _run_config(opts)
+    def _model_info(self) -> ModelInfo:
+        if not hasattr(self, "_model"):  # the fingerprint hashes the weights: once
+            self._model = ModelInfo(name=self.spec.name, family=self.spec.family, checkpoint=self.spec.checkpoint,
+                                    revision=self.spec.revision, model_type=self.spec.model_type,
+                                    fingerprint=self.spec.fingerprint())
+        return self._model.model_copy()
+
+    def _config(self) -> RunConfig:
+        cfg = _run_config(self.opts)
         cfg.task_versions = {task.name: task.version for task in self.tasks}
-        run_dir = _find_resumable(opts.output, model) if opts.resume else None
+        return cfg
+
+    def _resume_target(self) -> tuple[RunRecord, Path] | None:
+        """With --resume: the unfinished run to continue, its resume key checked and its folder locked (a second
+        process resuming it exits 2 naming the holder), before the model loads. Computed once."""
+        if hasattr(self, "_resumed"):
+            return self._resumed
+        opts, found = self.opts, None
+        run_dir = _find_resumable(opts.output, self._model_info()) if opts.resume else None
         if run_dir is not None:
             old = read_run(run_dir)
-            mine, theirs = _resume_key(model, opts.backend, cfg), _resume_key(old.model, old.backend, old.config)
+            mine = _resume_key(self._model_info(), opts.backend, self._config())
+            theirs = _resume_key(old.model, old.backend, old.config)
             diff = [k for k in mine if mine[k] != theirs[k]]
             if diff:
                 raise UsageError(f"--resume: the unfinished run {run_dir} differs in {', '.join(diff)}; "
                                  "rerun without --resume to start a new run")
+            self._lock = RunLock(run_dir)
+            found = (read_run(run_dir), run_dir)  # re-read under the lock
+        elif opts.resume:
+            log.warning("--resume: no unfinished run of %s in %s; starting a new run", self.spec.name, opts.output)
+        self._resumed = found
+        return found
+
+    def start(self) -> tuple[RunRecord, Path]:
+        """The run folder: the resumed one, or a new one (created only once data and model are ready, so a failed
+        start leaves no folder behind)."""
+        opts, cfg = self.opts, self._config()
+        found = self._resume_target()
+        if found is not None:
+            old, run_dir = found
             old.status, old.config, old.replicas = "running", cfg, None  # replicas: of the latest session
             return old, run_dir
-        if opts.resume:
-            log.warning("--resume: no unfinished run of %s in %s; starting a new run", self.spec.name, opts.output)
         run_dir = _new_run_dir(opts.output, self.spec)
-        record = RunRecord(run_id=run_dir.name, status="running", created_at=_now(), model=model,
+        self._lock = RunLock(run_dir)
+        record = RunRecord(run_id=run_dir.name, status="running", created_at=_now(), model=self._model_info(),
                            backend=opts.backend, config=cfg)
-        write_run(run_dir, record)
+        try:
+            write_run(run_dir, record)
+        except OSError as exc:  # full disk, read-only: leave nothing behind
+            self._release()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise _write_error(exc, opts.output) from exc
         return record, run_dir
 
+    def _release(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+
     def run(self) -> tuple[RunRecord, Path]:
-        record, run_dir = self.start()
         _sigterm_as_interrupt()
-        store = SampleStore(run_dir)
         start = time.perf_counter()
+        _check_output(self.opts.output)
         ctx = TaskContext(data_dir=self.opts.data_dir, limit=self.opts.limit, seed=self.opts.seed)
-        with self.phases.time("data"):  # open every dataset first: a bad path fails before the model loads
-            self.data = {task.name: task.load(ctx) for task in self.tasks}
-        with PeakMemory() as mem:
-            try:
-                with self.phases.time("load"):
-                    self.backend.load()
-                record.environment = _environment(self.backend)
+        try:
+            # Open and check every dataset, then the resume target, then the model; the run folder comes last,
+            # so a bad dataset, a bad option or an unloadable model leaves no folder for --resume to pick up.
+            with self.phases.time("data"):
+                self.data = {task.name: task.load(ctx) for task in self.tasks}
+            self._resume_target()
+            with PeakMemory() as mem:
+                try:
+                    with self.phases.time("load"):
+                        self.backend.load()
+                    record, run_dir = self.start()
+                except BaseException:
+                    self.backend.close()
+                    raise
+                return self._run_tasks(record, run_dir, start, mem)
+        finally:
+            self._release()
+
+    def _run_tasks(self, record: RunRecord, run_dir: Path, start: float, mem: PeakMemory) -> tuple[RunRecord, Path]:
+        store = SampleStore(run_dir)
+        try:
+            record.environment = _environment(self.backend)
+            write_run(run_dir, record)
+            for task in self.tasks:
+                record.tasks[task.name] = self.evaluate(task, store, run_dir, mem)
                 write_run(run_dir, record)
-                for task in self.tasks:
-                    record.tasks[task.name] = self.evaluate(task, store, run_dir, mem)
-                    write_run(run_dir, record)
-            except KeyboardInterrupt:
-                record.status = "interrupted"
-                self._partial_counts(record, store)
-                record.telemetry = self._totals(record, time.perf_counter() - start, mem)
-                write_run(run_dir, record)
-                raise Interrupted(run_dir) from None
-            except BaseException:
-                record.status = "failed"
-                write_run(run_dir, record)
+        except KeyboardInterrupt:
+            record.status = "interrupted"
+            self._partial_counts(record, store)
+            record.telemetry = self._totals(record, time.perf_counter() - start, mem)
+            write_run(run_dir, record)
+            raise Interrupted(run_dir) from None
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                _mark_failed(run_dir, record)
                 raise
-            finally:
-                self.backend.close()
+            # Full disk mid-run: every stored sample is fsynced and a torn last line is repaired on resume.
+            record.status = "interrupted"
+            try:
+                write_run(run_dir, record)
+            except OSError:
+                pass  # run.json keeps its last complete state ("running"): --resume continues it either way
+            raise UsageError(f"{exc.strerror or exc} while writing {run_dir}; the samples stored so far are kept: "
+                             "free space, then rerun the same command with --resume") from exc
+        except BaseException:
+            _mark_failed(run_dir, record)
+            raise
+        finally:
+            self.backend.close()
         record.status, record.finished_at = "completed", _now()
         record.telemetry = self._totals(record, time.perf_counter() - start, mem)
         write_run(run_dir, record)
@@ -276,6 +386,7 @@ class Runner:
             load_s=round(self.phases.get("load"), 3), data_s=round(sum(t.data_s for t in tasks), 3),
             generate_s=round(gen_s, 3), score_s=round(sum(t.score_s for t in tasks), 3),
             write_s=round(sum(t.write_s for t in tasks), 3), n_prompt_tokens=n_prompt, n_generated_tokens=n_gen,
+            prefix_cache_hit_rate=hit_rate(None, self.backend.prefix_cache_counts()),
         )
 
     # -- task level ------------------------------------------------------------------------------
@@ -288,6 +399,7 @@ class Runner:
         with phases.time("data"):
             done = store.done_ids(task.name)
         self.effective_batch = self.opts.batch_size
+        counts0 = self.backend.prefix_cache_counts()
         todo: Iterator[Sample] = (s for s in data.samples if s.id not in done)
         n_prompt = n_gen = 0
         with task_progress(task.name, data.n, len(done), enabled=self.opts.progress) as advance:
@@ -330,6 +442,7 @@ class Runner:
             peak_rss_mb=round(mem.sample() and mem.peak_mb, 1), peak_gpu_memory_mb=self.backend.peak_gpu_memory_mb(),
             data_s=round(phases.get("data"), 3), generate_s=round(gen_s, 3), score_s=round(phases.get("score"), 3),
             write_s=round(phases.get("write"), 3), n_prompt_tokens=n_prompt, n_generated_tokens=n_gen,
+            prefix_cache_hit_rate=hit_rate(counts0, self.backend.prefix_cache_counts()),
         )
         generation = {} if task.kind == ENCODER_KIND else dict(self.backend.effective_settings(task.generation))
         generation["batch_size"] = self.effective_batch
@@ -383,8 +496,8 @@ class Runner:
                 with phases.time("data"):
                     window.append(self._prepare(sample, task.kind))
                 if len(window) >= size:
-                    yield window
-                    window = []
+                    full, window = self._cut(window)
+                    yield full
             if window:
                 yield window
             return
@@ -400,8 +513,8 @@ class Runner:
                     with phases.time("data"):
                         window.append(self._prepare(sample, task.kind))
                     if len(window) >= size:
-                        q.put(window)
-                        window = []
+                        full, window = self._cut(window)
+                        q.put(full)
                 if window:
                     q.put(window)
                 q.put(None)
@@ -437,13 +550,34 @@ class Runner:
             prompt = self.adapter.build_prompt(sample, images, self.backend.processor, kind=kind)
         except (ValueError, KeyError, TypeError) as exc:
             return Prepared(sample, error=SampleError("prompt", f"{type(exc).__name__}: {exc}"))
-        length = self.backend.count_prompt_tokens(prompt) or len(prompt.text)
-        return Prepared(sample, prompt=prompt, length=length)
+        length = self.backend.count_prompt_tokens(prompt)
+        context = self.backend.context_length() if kind != ENCODER_KIND else None
+        if context is not None and length is not None and length >= context:  # would not fit: never generated
+            return Prepared(sample, error=SampleError(
+                "prompt_too_long", f"the prompt has {length} tokens; the model's context is {context}"))
+        return Prepared(sample, prompt=prompt, length=length or len(prompt.text))
+
+    def _cut(self, window: list[Prepared]) -> tuple[list[Prepared], list[Prepared]]:
+        """A full window, less its trailing samples on the last sample's images when grouping by image: they open
+        the next window, beside the rest of that image's questions."""
+        if not self.opts.prefix_reuse:
+            return window, []
+        key, start = _image_key(window[-1]), len(window)
+        while start > 0 and _image_key(window[start - 1]) == key:
+            start -= 1
+        return (window[:start], window[start:]) if start > 0 else (window, [])
 
     def _batches(self, window: list[Prepared]) -> Iterator[list[Prepared]]:
-        """Length-sorted batches (less padding) of the current effective size; failed samples go out first."""
+        """Batches of the current effective size; failed samples go out first. Length-sorted (less padding), or
+        with prefix reuse grouped by image (an image's questions in a row, so its prompt prefix is prefilled once;
+        groups longest first, each group length-sorted)."""
         failed = [p for p in window if p.prompt is None]
         ok = sorted((p for p in window if p.prompt is not None), key=lambda p: -p.length)
+        if self.opts.prefix_reuse:
+            groups: dict[tuple[str, ...], list[Prepared]] = {}
+            for p in ok:  # dicts keep insertion order: groups come longest first
+                groups.setdefault(_image_key(p), []).append(p)
+            ok = [p for group in groups.values() for p in group]
         if failed:
             yield failed
         while ok:
@@ -521,6 +655,10 @@ def _check_model_kind(family: str, encoder: bool, tasks: list[Any]) -> None:
         if task.kind != ENCODER_KIND and encoder:
             raise UsageError(f"the {family} family is an image-text encoder and cannot answer {task.name}; "
                              "it runs encoder tasks only (e.g. mmvp_vlm)")
+
+
+def _image_key(item: Prepared) -> tuple[str, ...]:
+    return tuple(ref.digest() for ref in item.sample.images)
 
 
 def _fail(rec: SampleRecord, error: SampleError) -> None:

@@ -74,8 +74,11 @@ def build_model(folder: Path, smoke: bool) -> Path:
     return folder
 
 
-def build_data(root: Path, n: int, image_px: int) -> Path:
-    """VQAv2-schema parquet with ``image_px``-wide JPEG photos-like images (decode cost like real data)."""
+def build_data(root: Path, n: int, image_px: int, per_image: int = 1) -> Path:
+    """VQAv2-schema parquet with ``image_px``-wide JPEG photos-like images (decode cost like real data).
+
+    ``per_image``: runs of that many consecutive rows ask about one image (same bytes and image_id), as VQAv2 val's
+    ~5.3 questions per image do."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from PIL import Image
@@ -85,14 +88,20 @@ def build_data(root: Path, n: int, image_px: int) -> Path:
     folder = write_fixture("lmms-lab/VQAv2", root, n=n, seed=0)
     rng = random.Random(0)
     base = Image.effect_noise((image_px, image_px * 3 // 4), 64).convert("RGB")
+    index, image, image_id = 0, {}, 0
     for shard in sorted((folder / "data").glob("validation-*.parquet")):
         table = pq.read_table(shard)
         rows = table.to_pylist()
         for row in rows:
-            img = base.rotate(rng.randint(0, 359))
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=90)
-            row["image"] = {"bytes": buf.getvalue(), "path": None}
+            if index % per_image == 0:
+                img = base.rotate(rng.randint(0, 359))
+                buf = io.BytesIO()
+                img.save(buf, "JPEG", quality=90)
+                image, image_id = {"bytes": buf.getvalue(), "path": None}, row["image_id"]
+            row["image"] = image
+            if per_image > 1:
+                row["image_id"], row["question_id"] = image_id, image_id * 1000 + index % per_image
+            index += 1
         pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
     return root
 
