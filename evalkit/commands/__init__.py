@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "compare": "evalkit.commands.compare",
     "leaderboard": "evalkit.commands.leaderboard",
     "rate": "evalkit.commands.rating",
+    "view": "evalkit.commands.view",
 }
 
 
