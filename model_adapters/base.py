@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalkit.core.errors import UsageError
-from evalkit.core.types import Prompt, Sample
+from evalkit.core.types import GenerationSettings, Prompt, Sample
+
+from .protocols import DEFAULT_PROTOCOL, Entry, check_protocol, entries_hash, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -66,24 +68,43 @@ class PromptFields:
     prompt: str  # Sample.question: the task's full user text, instruction included
     question: str  # the bare question where the task recorded one, else ``prompt``
     expression: str  # the referring expression of a grounding sample, else ``prompt``
+    options: tuple[str, ...] = ()  # a multiple-choice sample's option texts (metadata "options")
 
     @classmethod
     def of(cls, sample: Sample, kind: str | None = None) -> "PromptFields":
         meta = sample.metadata
-        question = next((meta[k] for k in RAW_QUESTION_KEYS if isinstance(meta.get(k), str)), sample.question)
+        question = next((meta[k] for k in RAW_QUESTION_KEYS if isinstance(meta.get(k), str)), None)
+        options = meta.get("options")
+        options = tuple(str(o) for o in options) if isinstance(options, list) else ()
+        if question is None and options:
+            # A choice task that recorded no bare question writes it first, the options on the lines below.
+            question = sample.question.split("\n", 1)[0]
         expression = meta.get(EXPRESSION_KEY)
         return cls(
             kind=kind if kind is not None else infer_kind(sample),
             prompt=sample.question,
-            question=str(question),
+            question=str(sample.question if question is None else question),
             expression=expression if isinstance(expression, str) and expression else sample.question,
+            options=options,
         )
 
-    def render(self, template: str) -> str:
+    def render(self, template: str, layout: str = "letters") -> str:
+        from .protocols import OPTION_LAYOUTS
+
         try:
-            return template.format(prompt=self.prompt, question=self.question, expression=self.expression)
+            return template.format(prompt=self.prompt, question=self.question, expression=self.expression,
+                                   options=OPTION_LAYOUTS[layout](list(self.options)))
         except (KeyError, IndexError) as exc:  # a bad template is the adapter author's error, not the user's
             raise ValueError(f"prompt template {template!r} uses an unknown field: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A well-known checkpoint: its hub id and the ``model_type`` of its config.json (which decides box format
+    and protocol entries, exactly as for a local copy of the same folder)."""
+
+    hub_id: str
+    model_type: str
 
 
 @dataclass(frozen=True)
@@ -92,8 +113,8 @@ class Adapter:
     default_checkpoint: str
     # config.json `model_type` values that select this family when a local folder is given.
     model_types: tuple[str, ...] = ()
-    # Names a user may give for well-known checkpoints of the family -> hub id.
-    checkpoints: dict[str, str] = field(default_factory=dict)
+    # Names a user may give for well-known checkpoints of the family -> hub id and model_type.
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     # How boxes are written in this family's prompts and outputs (see evalkit.core.boxes).
     box_format: str = "norm_xyxy"
     # Checkpoints of one family can differ (e.g. LLaVA-1.5 pads to a square, NeXT does not).
@@ -123,29 +144,85 @@ class Adapter:
     remote_code: bool = False
     # An image-text encoder (EncoderAdapter): scores encoder tasks by similarity and generates nothing.
     encoder: bool = False
+    # Why no backend runs this family (then ``backends`` is empty); "" for runnable families.
+    not_runnable: str = ""
+    # Protocol entries beyond the default one: protocol -> task kind (or "kind@model_type") -> Entry.
+    protocols: dict[str, dict[str, Entry]] = field(default_factory=dict)
+    # Set by ``bind`` for a run: the protocol and the checkpoint's config.json model_type.
+    protocol: str = DEFAULT_PROTOCOL
+    model_type: str | None = None
+
+    # -- checkpoints and protocols -------------------------------------------------------------------
+    def model_type_of(self, hub_id: str) -> str | None:
+        """config.json model_type of a well-known checkpoint (by hub id), None when unknown."""
+        return next((c.model_type for c in self.checkpoints.values() if c.hub_id == hub_id), None)
+
+    def bind(self, protocol: str = DEFAULT_PROTOCOL, model_type: str | None = None) -> "Adapter":
+        """This adapter for one run: prompts of ``protocol`` for a checkpoint of ``model_type``."""
+        from dataclasses import replace
+
+        return replace(self, protocol=check_protocol(protocol), model_type=model_type)
+
+    def entry(self, kind: str | None) -> Entry:
+        """The bound protocol's entry for a task kind (the generic one where the protocol has none)."""
+        return resolve(self.protocols, self.protocol, kind, self.model_type)
+
+    def generation_for(self, kind: str | None, settings: GenerationSettings) -> GenerationSettings:
+        """The task's generation settings with the protocol's limits."""
+        from dataclasses import replace
+
+        limit = self.entry(kind).max_new_tokens
+        return settings if limit is None else replace(settings, max_new_tokens=limit)
+
+    def protocol_hash(self, kinds: list[str]) -> str:
+        """Hash of what the bound protocol sends for these task kinds (the evalkit texts included)."""
+        described = [{"kind": k, **self.entry(k).describe(),
+                      "evalkit": self.instructions.get(k, self.instructions.get(DEFAULT_KIND))} for k in sorted(kinds)]
+        return entries_hash([{"protocol": self.protocol, "model_type": self.model_type}, *described])
+
+    def check_backend(self, backend: str) -> None:
+        """Raise UsageError when this family does not run on ``backend``."""
+        if backend in self.backends:
+            return
+        if not self.backends:
+            raise UsageError(f"the {self.family} family cannot be run: {self.not_runnable}")
+        raise UsageError(f"the {self.family} family does not run on --backend {backend}; "
+                         f"use --backend {self.backends[0]}")
 
     # -- prompts ---------------------------------------------------------------------------------
     def prompt_text(self, sample: Sample, kind: str | None = None) -> str:
-        """The family's text for this sample's (last) user turn: an ``instructions`` entry or the task's text."""
+        """The family's text for this sample's (last) user turn: the protocol's entry, else an ``instructions``
+        entry, else the task's text."""
         fields = PromptFields.of(sample, kind)
+        entry = self.entry(fields.kind)
+        if entry.text is not None:
+            return fields.render(entry.text, entry.options)
         template = self.instructions.get(fields.kind or DEFAULT_KIND, self.instructions.get(DEFAULT_KIND))
         return sample.question if template is None else fields.render(template)
+
+    def messages(self, sample: Sample, n_images: int, kind: str | None = None) -> list[dict[str, Any]]:
+        """The chat messages: the protocol's system turn, earlier turns, images first in the first user turn."""
+        system = self.entry(kind if kind is not None else infer_kind(sample)).system
+        messages: list[dict[str, Any]] = []
+        if system is not None:
+            messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+        for i, turn in enumerate(sample.history):
+            content: list[dict[str, Any]] = [{"type": "text", "text": turn.content}]
+            if i == 0 and turn.role == "user":
+                content = [{"type": "image"} for _ in range(n_images)] + content
+            messages.append({"role": turn.role, "content": content})
+        content = [{"type": "text", "text": self.prompt_text(sample, kind)}]
+        if not sample.history:
+            content = [{"type": "image"} for _ in range(n_images)] + content
+        messages.append({"role": "user", "content": content})
+        return messages
 
     def build_prompt(self, sample: Sample, images: list["Image"], processor: Any, kind: str | None = None) -> Prompt:
         """Default: the processor's chat template with the images before the text.
 
         ``kind`` is the task's kind (Task.kind); when None it is inferred from the sample's metadata.
         """
-        messages: list[dict[str, Any]] = []
-        for i, turn in enumerate(sample.history):
-            content: list[dict[str, Any]] = [{"type": "text", "text": turn.content}]
-            if i == 0 and turn.role == "user":
-                content = [{"type": "image"} for _ in images] + content
-            messages.append({"role": turn.role, "content": content})
-        content = [{"type": "text", "text": self.prompt_text(sample, kind)}]
-        if not sample.history:
-            content = [{"type": "image"} for _ in images] + content
-        messages.append({"role": "user", "content": content})
+        messages = self.messages(sample, len(images), kind)
         text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return Prompt(text=text, images=list(images))
 
@@ -200,8 +277,8 @@ class Adapter:
 
     # -- outputs ---------------------------------------------------------------------------------
     def parse(self, text: str, kind: str | None = None) -> str:
-        """Clean the raw output: the family's end markers and surrounding white space."""
-        for pattern in self.clean_patterns:
+        """Clean the raw output: the family's end markers, the protocol's clean-up, surrounding white space."""
+        for pattern in self.clean_patterns + self.entry(kind).clean:
             text = re.sub(pattern, "", text)
         return text.strip()
 

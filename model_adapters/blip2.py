@@ -6,18 +6,21 @@ query tokens before the text itself. BLIP-2 has no grounding output: boxes are r
 for them (norm_xyxy).
 """
 
-from .base import DEFAULT_KIND, FixedPromptAdapter
+from .base import Checkpoint, DEFAULT_KIND, FixedPromptAdapter
+from .protocols import Entry
+
+_LAVIS = "salesforce/LAVIS lavis/projects/blip2/eval"
 
 ADAPTER = FixedPromptAdapter(
     family="blip2",
     default_checkpoint="Salesforce/blip2-opt-2.7b",
     model_types=("blip-2",),
     checkpoints={
-        "blip2-opt-2.7b": "Salesforce/blip2-opt-2.7b",
-        "blip2-opt-6.7b": "Salesforce/blip2-opt-6.7b",
-        "blip2-opt-2.7b-coco": "Salesforce/blip2-opt-2.7b-coco",
-        "blip2-flan-t5-xl": "Salesforce/blip2-flan-t5-xl",
-        "blip2-flan-t5-xxl": "Salesforce/blip2-flan-t5-xxl",
+        "blip2-opt-2.7b": Checkpoint("Salesforce/blip2-opt-2.7b", "blip-2"),
+        "blip2-opt-6.7b": Checkpoint("Salesforce/blip2-opt-6.7b", "blip-2"),
+        "blip2-opt-2.7b-coco": Checkpoint("Salesforce/blip2-opt-2.7b-coco", "blip-2"),
+        "blip2-flan-t5-xl": Checkpoint("Salesforce/blip2-flan-t5-xl", "blip-2"),
+        "blip2-flan-t5-xxl": Checkpoint("Salesforce/blip2-flan-t5-xxl", "blip-2"),
     },
     hf_model_class="Blip2ForConditionalGeneration",
     instructions={
@@ -28,4 +31,12 @@ ADAPTER = FixedPromptAdapter(
     # vLLM runs the OPT checkpoints (its BLIP-2 has no Flan-T5 encoder-decoder path).
     backends=("hf", "vllm"),
     vllm_engine_args={"limit_mm_per_prompt": {"image": 1}},
+    protocols={
+        "paper": {
+            "vqa": Entry("Question: {question} Short answer:", max_new_tokens=10,
+                         source=f"{_LAVIS}/vqav2_zeroshot_opt_eval.yaml (max_len 10; it decodes with beam search 5)"),
+            "caption": Entry("a photo of", source=f"{_LAVIS}/caption_coco_opt2.7b_eval.yaml (the captioning numbers "
+                                                  "are of the caption-finetuned *-coco checkpoints)"),
+        },
+    },
 )

@@ -5,17 +5,17 @@ cosine similarity of the projected text and image embeddings; texts are padded t
 (the text tower pools at the end-of-text token behind a causal mask, so padding does not change a text's embedding).
 """
 
-from .base import EncoderAdapter
+from .base import Checkpoint, EncoderAdapter
 
 ADAPTER = EncoderAdapter(
     family="clip",
     default_checkpoint="openai/clip-vit-large-patch14",  # ViT-L/14, the encoder MMVP-VLM's script evaluates
     model_types=("clip",),
     checkpoints={
-        "clip-vit-base-patch32": "openai/clip-vit-base-patch32",
-        "clip-vit-base-patch16": "openai/clip-vit-base-patch16",
-        "clip-vit-large-patch14": "openai/clip-vit-large-patch14",
-        "clip-vit-large-patch14-336": "openai/clip-vit-large-patch14-336",
+        "clip-vit-base-patch32": Checkpoint("openai/clip-vit-base-patch32", "clip"),
+        "clip-vit-base-patch16": Checkpoint("openai/clip-vit-base-patch16", "clip"),
+        "clip-vit-large-patch14": Checkpoint("openai/clip-vit-large-patch14", "clip"),
+        "clip-vit-large-patch14-336": Checkpoint("openai/clip-vit-large-patch14-336", "clip"),
     },
     hf_model_class="CLIPModel",
 )

@@ -6,17 +6,20 @@ tokens + ``</img>``. Grounding uses InternVL's own evaluation prompt with ``<ref
 (model_type ``internvl_chat``) are not this family: convert them or use the ``-hf`` releases.
 """
 
-from .base import Adapter
+from .base import Adapter, Checkpoint
+from .protocols import Entry, lmms_eval_chat
+
+_EVAL = "OpenGVLab/InternVL internvl_chat/eval"
 
 ADAPTER = Adapter(
     family="internvl",
     default_checkpoint="OpenGVLab/InternVL3-1B-hf",
     model_types=("internvl",),
     checkpoints={
-        "internvl3-1b": "OpenGVLab/InternVL3-1B-hf",
-        "internvl3-2b": "OpenGVLab/InternVL3-2B-hf",
-        "internvl3-8b": "OpenGVLab/InternVL3-8B-hf",
-        "internvl2.5-8b": "OpenGVLab/InternVL2_5-8B-MPO-hf",
+        "internvl3-1b": Checkpoint("OpenGVLab/InternVL3-1B-hf", "internvl"),
+        "internvl3-2b": Checkpoint("OpenGVLab/InternVL3-2B-hf", "internvl"),
+        "internvl3-8b": Checkpoint("OpenGVLab/InternVL3-8B-hf", "internvl"),
+        "internvl2.5-8b": Checkpoint("OpenGVLab/InternVL2_5-8B-MPO-hf", "internvl"),
     },
     box_format="internvl",
     instructions={
@@ -26,4 +29,17 @@ ADAPTER = Adapter(
     # vLLM runs the HF-format architecture (InternVLForConditionalGeneration); tests/test_vllm_families.py.
     backends=("hf", "vllm"),
     vllm_engine_args={"limit_mm_per_prompt": {"image": 1}},
+    protocols={
+        "paper": {
+            "grounding": Entry("Please provide the bounding box coordinate of the region this sentence describes: "
+                               "<ref>{expression}</ref>", source=f"{_EVAL}/refcoco/evaluate_grounding.py"),
+            "choice": Entry("{question}\n{options}\nAnswer with the option's letter from the given choices directly.",
+                            options="letters", max_new_tokens=100,
+                            source=f"{_EVAL}/mmvp/evaluate_mmvp.py (max_new_tokens 100; it decodes with 5 beams "
+                                   "below 20B parameters)"),
+        },
+        # lmms-eval's internvl3 wrapper calls the remote code's model.chat, whose template adds InternVL's own
+        # system message; the -hf checkpoints' chat template is used here instead (docs/protocols.md).
+        "lmms-eval": lmms_eval_chat(None, "internvl3.py (model.chat)"),
+    },
 )

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .base import DEFAULT_KIND, FixedPromptAdapter
+from .base import Checkpoint, DEFAULT_KIND, FixedPromptAdapter
+from .protocols import Entry
 
 _TAGS = re.compile(r"</?(?:phrase|object|grounding)>|</delimiter_of_multi_objects/>")
 _PATCH = re.compile(r"<patch_index_\d{4}>")
@@ -32,7 +33,7 @@ ADAPTER = Kosmos2Adapter(
     family="kosmos2",
     default_checkpoint="microsoft/kosmos-2-patch14-224",
     model_types=("kosmos-2",),
-    checkpoints={"kosmos-2": "microsoft/kosmos-2-patch14-224"},
+    checkpoints={"kosmos-2": Checkpoint("microsoft/kosmos-2-patch14-224", "kosmos-2")},
     box_format="kosmos2",
     hf_model_class="Kosmos2ForConditionalGeneration",
     instructions={
@@ -42,4 +43,11 @@ ADAPTER = Kosmos2Adapter(
         DEFAULT_KIND: "Question: {prompt} Answer:",
     },
     hf_max_batch_size=1,
+    protocols={
+        "paper": {
+            "grounding": Entry("<grounding><phrase> {expression}</phrase>",
+                               source="microsoft/kosmos-2-patch14-224 model card (phrase grounding: "
+                                      "'<grounding><phrase> a snowman</phrase>')"),
+        },
+    },
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 from evalkit.core.types import Prompt
 
-from .base import FixedPromptAdapter
+from .base import Checkpoint, FixedPromptAdapter
 
 IMAGE_TAG = "<|image|>"
 
@@ -34,12 +34,16 @@ ADAPTER = MplugOwl3Adapter(
     default_checkpoint="mPLUG/mPLUG-Owl3-7B-240728",
     model_types=("mplugowl3",),
     checkpoints={
-        "mplug-owl3-7b": "mPLUG/mPLUG-Owl3-7B-240728",
-        "mplug-owl3-2b": "mPLUG/mPLUG-Owl3-2B-241014",
-        "mplug-owl3-1b": "mPLUG/mPLUG-Owl3-1B-241014",
+        "mplug-owl3-7b": Checkpoint("mPLUG/mPLUG-Owl3-7B-240728", "mplugowl3"),
+        "mplug-owl3-2b": Checkpoint("mPLUG/mPLUG-Owl3-2B-241014", "mplugowl3"),
+        "mplug-owl3-1b": Checkpoint("mPLUG/mPLUG-Owl3-1B-241014", "mplugowl3"),
     },
     hf_model_class="AutoModel",
     image_placeholder=IMAGE_TAG,
     remote_code=True,
     hf_max_batch_size=1,
+    backends=(),  # no backend runs it (not_runnable says why); listed so that its prompt format stays tested
+    not_runnable=("the hf backend loads a processor with AutoProcessor and decodes generate()'s token ids, but "
+                  "mPLUG-Owl3's remote code has no AutoProcessor (model.init_processor(tokenizer) makes one) and its "
+                  "generate() needs tokenizer= and decode_text=True; no backend calls it that way yet"),
 )

@@ -6,17 +6,17 @@ MMVP-VLM's evaluation script), texts are padded to the tokenizer's full length (
 mask: the text tower pools the last position, padding included.
 """
 
-from .base import EncoderAdapter
+from .base import Checkpoint, EncoderAdapter
 
 ADAPTER = EncoderAdapter(
     family="siglip",
     default_checkpoint="google/siglip-so400m-patch14-384",
     model_types=("siglip",),
     checkpoints={
-        "siglip-base-patch16-224": "google/siglip-base-patch16-224",
-        "siglip-large-patch16-384": "google/siglip-large-patch16-384",
-        "siglip-so400m-patch14-224": "google/siglip-so400m-patch14-224",
-        "siglip-so400m-patch14-384": "google/siglip-so400m-patch14-384",
+        "siglip-base-patch16-224": Checkpoint("google/siglip-base-patch16-224", "siglip"),
+        "siglip-large-patch16-384": Checkpoint("google/siglip-large-patch16-384", "siglip"),
+        "siglip-so400m-patch14-224": Checkpoint("google/siglip-so400m-patch14-224", "siglip"),
+        "siglip-so400m-patch14-384": Checkpoint("google/siglip-so400m-patch14-384", "siglip"),
     },
     hf_model_class="SiglipModel",
     text_padding="max_length",

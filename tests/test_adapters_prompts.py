@@ -8,6 +8,7 @@ import pytest
 
 from evalkit.adapters import all_adapters, get_adapter
 from evalkit.adapters.base import Adapter, FixedPromptAdapter, PromptFields, infer_kind
+from evalkit.adapters.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from evalkit.core.errors import UsageError
 from evalkit.core.boxes import BOX_FORMATS, decode_box
 from evalkit.runner.models import detect_family, resolve_model
@@ -141,6 +142,9 @@ def test_qwen_box_format_per_generation() -> None:
     assert decode_box(out, q.box_format_for("qwen3_vl"), w, h) == pytest.approx((64, 96, 320, 288))
 
 
+KINDS = ("vqa", "caption", "grounding", "choice", "open", "default")
+
+
 def test_every_adapter_is_consistent() -> None:
     import transformers
 
@@ -155,7 +159,18 @@ def test_every_adapter_is_consistent() -> None:
         for mt in a.model_types:
             assert seen.setdefault(mt, a.family) == a.family, f"{mt} claimed by {seen[mt]} and {a.family}"
             assert detect_family({"model_type": mt}, "cfg") == a.family
-        assert a.backends and (not a.vllm_engine_args or "vllm" in a.backends), a.family
+        # A family no backend runs says why (and is listed for none); a runnable one says nothing.
+        assert bool(a.backends) != bool(a.not_runnable), a.family
+        assert not a.vllm_engine_args or "vllm" in a.backends or not a.backends, a.family
+        for ckpt in a.checkpoints.values():
+            assert ckpt.model_type in a.model_types, (a.family, ckpt)
+        assert a.family == "openai" or a.model_type_of(a.default_checkpoint) is not None, a.family
+        for protocol, entries in a.protocols.items():
+            assert protocol in PROTOCOLS and protocol != DEFAULT_PROTOCOL, (a.family, protocol)
+            for key, entry in entries.items():
+                kind, _, mt = key.partition("@")
+                assert kind in KINDS and (not mt or mt in a.model_types), (a.family, key)
+                assert entry.text is None or fields.render(entry.text, entry.options) is not None
 
 
 @pytest.mark.parametrize(("name", "family", "checkpoint"), [

@@ -33,11 +33,12 @@ def list_models() -> list[dict[str, Any]]:
         "description": "bundled tiny LLaVA trained on the synthetic shapes suite",
     }]
     for a in all_adapters():
+        default_type = a.model_type_of(a.default_checkpoint)  # the alias behaves like its default checkpoint
         rows.append({
             "name": a.family, "family": a.family, "kind": "encoder" if a.encoder else "generative",
             "checkpoint": a.default_checkpoint,
-            "checkpoints": sorted(a.checkpoints), "box_format": "" if a.encoder else a.box_format,
+            "checkpoints": sorted(a.checkpoints), "box_format": "" if a.encoder else a.box_format_for(default_type),
             "backends": list(a.backends),
-            "description": "",
+            "description": f"not runnable: {a.not_runnable}" if a.not_runnable else "",
         })
     return rows

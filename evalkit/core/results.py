@@ -134,6 +134,10 @@ class RunConfig(_Model):
     data_parallel: int = Field(default=1, description="model replicas (--data-parallel) in the latest session")
     task_versions: dict[str, int] = Field(
         default_factory=dict, description="each task's definition version (prompt, data, scoring); part of the resume key")
+    protocol: str = Field(default="evalkit", description="prompt protocol (--protocol; docs/protocols.md); runs "
+                          "written before protocols existed used the evalkit prompts")
+    protocol_hash: str | None = Field(default=None, description="hash of the protocol entries rendered for the "
+                                      "run's task kinds (family, model_type, texts, system prompt, limits)")
 
 
 class RunRecord(_Model):

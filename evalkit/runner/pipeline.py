@@ -215,19 +215,19 @@ class Runner:
         self.opts = opts
         self.spec = (preloaded_spec(opts.model, opts.preloaded[0]) if opts.preloaded is not None
                      else resolve_model(opts.model, opts.revision))
-        self.adapter = get_adapter(self.spec.family)
+        # The adapter for this run: the --protocol's prompts for this checkpoint's model_type.
+        self.adapter = get_adapter(self.spec.family).bind(opts.protocol, self.spec.model_type)
         if opts.backend not in BACKENDS:
             BACKENDS.meta(opts.backend)  # raises with "did you mean"
-        if opts.backend not in self.adapter.backends:
-            raise UsageError(f"the {self.spec.family} family does not run on --backend {opts.backend}; "
-                             f"use --backend {self.adapter.backends[0]}")
+        self.adapter.check_backend(opts.backend)
         self.tasks = [get_task(name) for name in opts.tasks]
         _check_model_kind(self.spec.family, self.adapter.encoder, self.tasks)
         backend_cls = BACKENDS.get(opts.backend)
         for task in self.tasks:
             if opts.judge is not None and hasattr(task, "judge_config"):
                 task.judge_config = opts.judge
-            task.generation = apply_generation(task.generation, opts.gen_kwargs)
+            task.generation = apply_generation(self.adapter.generation_for(task.kind, task.generation),
+                                               opts.gen_kwargs)
             if task.generation.num_beams > 1 and not backend_cls.beam_search:
                 raise UsageError(f"--gen-kwargs num_beams={task.generation.num_beams}: beam search runs on "
                                  f"--backend hf only (not {opts.backend})")
@@ -250,6 +250,7 @@ class Runner:
     def _config(self) -> RunConfig:
         cfg = _run_config(self.opts)
         cfg.task_versions = {task.name: task.version for task in self.tasks}
+        cfg.protocol_hash = self.adapter.protocol_hash(sorted({task.kind for task in self.tasks}))
         return cfg
 
     def _resume_target(self) -> tuple[RunRecord, Path] | None:
@@ -674,7 +675,7 @@ def rescore(run_dir: Path, judge: Any = None) -> RunRecord:
 
     record = read_run(run_dir)
     store = SampleStore(run_dir)
-    adapter = get_adapter(record.model.family)
+    adapter = get_adapter(record.model.family).bind(record.config.protocol, record.model.model_type)
     for name, result in record.tasks.items():
         task = get_task(name)
         if judge is not None and hasattr(task, "judge_config"):
