@@ -19,7 +19,7 @@ from typing import Any
 from evalkit.core.data import DatasetSpec, image_ref
 from evalkit.core.errors import UsageError
 from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.core.types import GenerationSettings, Sample
+from evalkit.core.types import GenerationSettings, Sample, SampleError
 
 from .base import HubTask, Scoring, Task, TaskContext, TaskData, limited
 
@@ -30,9 +30,15 @@ _NAMES = {"Bleu_1": "bleu1", "Bleu_2": "bleu2", "Bleu_3": "bleu3", "Bleu_4": "bl
 
 @dataclass
 class CaptionScoring(Scoring):
-    """Per-sample scores are empty; metrics are corpus metrics over the stored records."""
+    """Per-sample scores are empty; metrics are corpus metrics over the stored records. A record without
+    reference captions is a failed sample (category ``data``), never silently left out of ``n``."""
 
     metrics: tuple[str, ...] = ("bleu", "meteor", "rouge_l", "cider", "spice")
+
+    def score(self, record: SampleRecord) -> dict[str, float | None]:
+        if not isinstance(record.target, list) or not record.target:
+            raise SampleError("data", f"no reference captions (target {record.target!r})")
+        return {}
 
     def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
         from evalkit.metrics import mean_stderr
@@ -72,10 +78,11 @@ class HubCaptionTask(HubTask):
     image_path: str | None = None
     scoring: Scoring = field(default_factory=CaptionScoring)
 
-    def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.core.data import open_dataset
+    def required_columns(self) -> dict[str, tuple[str, ...]]:
+        return {self.captions_column: ("list",)}
 
-        source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
+    def load(self, ctx: TaskContext) -> TaskData:
+        source = self.open(ctx)
         n = limited(len(source), ctx.limit)
         info = DatasetInfo(**source.describe())
         if self.image_column in source.columns or self.image_path is None:
@@ -106,7 +113,7 @@ class HubCaptionTask(HubTask):
     def to_sample(self, row: dict[str, Any]) -> Sample:
         captions = row[self.captions_column]
         if not isinstance(captions, list) or not captions:
-            raise ValueError(f"{self.captions_column} holds no reference captions")
+            raise SampleError("data", f"{self.captions_column} holds no reference captions")
         if row.get(self.image_column) is None:
             raise KeyError(f"record has no {self.image_column}")
         return Sample(
@@ -123,7 +130,7 @@ _CAPTION_GEN = GenerationSettings(max_new_tokens=64)
 
 def coco_karpathy_test() -> HubCaptionTask:
     return HubCaptionTask(
-        name="coco_karpathy_test", kind="caption", primary_metric="cider", generation=_CAPTION_GEN,
+        name="coco_karpathy_test", kind="caption", primary_metric="cider", generation=_CAPTION_GEN, version=2,
         description="COCO Karpathy test split (5,000 images, 5 captions each), COCO caption metrics",
         dataset=DatasetSpec("yerevann/coco-karpathy", split="test",
                             revision="b6cdca8a4fe0f67b7bdcb03d6ed2def420f5a9dd"),
@@ -133,7 +140,7 @@ def coco_karpathy_test() -> HubCaptionTask:
 
 def nocaps_val() -> HubCaptionTask:
     return HubCaptionTask(
-        name="nocaps_val", kind="caption", primary_metric="cider", generation=_CAPTION_GEN,
+        name="nocaps_val", kind="caption", primary_metric="cider", generation=_CAPTION_GEN, version=2,
         description="NoCaps validation (4,500 images, 10 captions each), COCO caption metrics",
         dataset=DatasetSpec("lmms-lab/NoCaps", split="validation",
                             revision="44ac713d48d5eb96d4f66a2de19236b5465a5ace"),
@@ -143,7 +150,7 @@ def nocaps_val() -> HubCaptionTask:
 
 def flickr30k_test() -> HubCaptionTask:
     return HubCaptionTask(
-        name="flickr30k_test", kind="caption", primary_metric="cider", generation=_CAPTION_GEN,
+        name="flickr30k_test", kind="caption", primary_metric="cider", generation=_CAPTION_GEN, version=2,
         description="Flickr30k, all 31,783 images as lmms-eval's 'test' (not Karpathy's 1k test), COCO caption metrics",
         dataset=DatasetSpec("lmms-lab/flickr30k", split="test",
                             revision="0d6d9049be2e08261be315e731e0d8054c1d1c03"),

@@ -1,11 +1,13 @@
-"""VQA-style tasks: VQAv2, OK-VQA and TextVQA (official VQA accuracy), GQA (exact match).
+"""VQA-style tasks: VQAv2, OK-VQA and TextVQA (official VQA accuracy), GQA (GQA's exact match).
 
 Prompt: the question plus LLaVA-1.5's "Answer the question using a single word or phrase."
 (TextVQA adds LLaVA-1.5's "Reference OCR token: ..." line). Accuracy: ``evalkit.metrics.vqa_accuracy``
 (official normalization, leave-one-out over annotators), reported x100 with stderr, overall and per
 answer type. A split whose answers are hidden (test-dev) reports no accuracy and writes an EvalAI
-submission file instead. GQA has one answer per question: exact match of the normalized answers,
-with the images joined from a second hub config by id (see :class:`ImageTable`).
+submission file instead. GQA has one answer per question: ``exact_match`` is the protocol the
+LLaVA/Qwen-VL/InternVL papers report (LLaVA's convert_gqa_for_eval.py, then GQA's eval.py), with the
+images joined from a second hub config by id (see :class:`ImageTable`). A sample whose ground truth is
+missing is a failed sample of category ``data``, never silently left out of ``n``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from evalkit.core.data import DatasetSpec, image_ref
 from evalkit.core.errors import UsageError
 from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.core.types import GenerationSettings, ImageRef, Sample
+from evalkit.core.types import GenerationSettings, ImageRef, Sample, SampleError
 
 from .base import HubTask, Scoring, Task, TaskContext, TaskData, grouped_metric, limited, mean_metrics
 
@@ -45,13 +47,15 @@ class VQAScoring(Scoring):
     def score(self, record: SampleRecord) -> dict[str, float | None]:
         from evalkit.metrics import vqa_accuracy
 
-        if not record.target or not isinstance(record.target, list):
+        if record.target is None:  # a split whose answers are hidden: nothing to score
             return {}
+        if not isinstance(record.target, list) or not record.target:
+            raise SampleError("data", f"no ground-truth answers (target {record.target!r})")
         return {"accuracy": vqa_accuracy(str(record.parsed or ""), [str(a) for a in record.target])}
 
     def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
         out = mean_metrics(records, task.primary_metric, task.percent)
-        out.update(grouped_metric(records, self.breakdown_key, "accuracy", task))
+        out.update(grouped_metric(records, self.breakdown_key, task.primary_metric, task))
         return out
 
 
@@ -63,6 +67,10 @@ class VQATask(HubTask):
     submission_name: str | None = None  # file name of the EvalAI submission written for hidden splits
     scoring: Scoring = field(default_factory=VQAScoring)
 
+    def required_columns(self) -> dict[str, tuple[str, ...]]:
+        columns = {"question": ("string",), "image": ("struct", "binary", "string")}
+        return columns if self.hidden_answers else {**columns, self.answers_column: ("list",)}
+
     def to_sample(self, row: dict[str, Any]) -> Sample:
         question = row["question"]
         if not isinstance(question, str):
@@ -70,6 +78,8 @@ class VQATask(HubTask):
         if row.get("image") is None:
             raise KeyError("record has no image")  # image_ref would raise SampleError, which _stream does not catch
         answers = [] if self.hidden_answers else answer_texts(row[self.answers_column])
+        if not self.hidden_answers and not answers:
+            raise SampleError("data", f"record has no ground-truth answers in {self.answers_column!r}")
         meta: dict[str, Any] = {"question_id": row[self.id_column], "raw_question": question}
         if self.answer_type_column and row.get(self.answer_type_column) is not None:
             meta["answer_type"] = row[self.answer_type_column]
@@ -105,7 +115,7 @@ _VQA_GEN = GenerationSettings(max_new_tokens=16)
 
 def vqav2_val() -> VQATask:
     return VQATask(
-        name="vqav2_val", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN,
+        name="vqav2_val", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN, version=2,
         description="VQAv2 validation (214,354 questions), official VQA accuracy",
         dataset=DatasetSpec("lmms-lab/VQAv2", split="validation"),
     )
@@ -113,7 +123,7 @@ def vqav2_val() -> VQATask:
 
 def vqav2_testdev() -> VQATask:
     return VQATask(
-        name="vqav2_testdev", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN,
+        name="vqav2_testdev", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN, version=2,
         description="VQAv2 test-dev (107,394 questions): writes an EvalAI submission file",
         dataset=DatasetSpec("lmms-lab/VQAv2", split="testdev"), hidden_answers=True,
     )
@@ -121,7 +131,7 @@ def vqav2_testdev() -> VQATask:
 
 def okvqa_val() -> VQATask:
     return VQATask(
-        name="okvqa_val", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN,
+        name="okvqa_val", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN, version=2,
         description="OK-VQA val2014 (5,046 questions), official VQA accuracy",
         dataset=DatasetSpec("lmms-lab/OK-VQA", split="val2014",
                             revision="c9f858961f4095a9aeef615057b0822cce967096"),
@@ -149,7 +159,7 @@ class TextVQATask(VQATask):
 
 def textvqa_val() -> TextVQATask:
     return TextVQATask(
-        name="textvqa_val", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN,
+        name="textvqa_val", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN, version=2,
         description="TextVQA validation (5,000 questions), official VQA accuracy, OCR tokens in the prompt",
         dataset=DatasetSpec("lmms-lab/textvqa", split="validation"), answer_type_column=None,
     )
@@ -257,20 +267,23 @@ class ImageTable:
 
 @dataclass
 class GQAScoring(VQAScoring):
-    """One answer per question: exact match of the normalize_vqa_answer() forms."""
+    """One answer per question. ``exact_match`` (primary): GQA's protocol as the papers report it
+    (``evalkit.metrics.gqa_exact_match``). ``vqa_normalized_match``: exact match of the
+    ``normalize_vqa_answer`` forms (evalkit's GQA accuracy before task version 2), kept for comparison."""
 
     def score(self, record: SampleRecord) -> dict[str, float | None]:
-        from evalkit.metrics import normalize_vqa_answer
+        from evalkit.metrics import gqa_exact_match, normalize_vqa_answer
 
-        if not isinstance(record.target, str):
-            return {}
-        match = normalize_vqa_answer(str(record.parsed or "")) == normalize_vqa_answer(record.target)
-        return {"accuracy": float(match)}
+        if not isinstance(record.target, str) or not record.target.strip():
+            raise SampleError("data", f"no ground-truth answer (target {record.target!r})")
+        pred = str(record.parsed or "")
+        return {"exact_match": gqa_exact_match(pred, record.target),
+                "vqa_normalized_match": float(normalize_vqa_answer(pred) == normalize_vqa_answer(record.target))}
 
 
 @dataclass
 class GQATask(VQATask):
-    """GQA: one answer per question, scored by exact match of the normalize_vqa_answer() forms.
+    """GQA: one answer per question, scored by GQA's exact match (see :class:`GQAScoring`).
 
     Rows come from ``dataset`` (the instructions config); each row's image is the row of the
     ``images`` config whose ``id`` equals the row's ``imageId`` (an :class:`ImageTable`, read
@@ -285,7 +298,7 @@ class GQATask(VQATask):
 
         if self.images is None:
             raise UsageError(f"task {self.name} has no image config")
-        questions = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
+        questions = self.open(ctx)
         image_source = open_dataset(self.images, data_dir=ctx.data_dir, path=ctx.data_path)
         table = ImageTable(image_source.files, cache_bytes=self.image_cache_bytes)
         n = limited(len(questions), ctx.limit)
@@ -296,10 +309,15 @@ class GQATask(VQATask):
         rows = ({**row, "image": _lookup(table, row.get("imageId"))} for row in questions.rows())
         return TaskData(n=n, dataset=DatasetInfo(**info), samples=self._stream(rows, n))
 
+    def required_columns(self) -> dict[str, tuple[str, ...]]:
+        return {"question": ("string",), "answer": ("string",), "imageId": ()}
+
     def to_sample(self, row: dict[str, Any]) -> Sample:
         if row["image"] is None:
             raise KeyError(f"imageId {row.get('imageId')!r} is not in {self.images.config if self.images else ''}")
         question, answer = row["question"], row["answer"]
+        if answer is None or (isinstance(answer, str) and not answer.strip()):
+            raise SampleError("data", "record has no ground-truth answer")
         if not isinstance(question, str) or not isinstance(answer, str):
             raise TypeError("question and answer must be strings")
         types = row.get("types") or {}
@@ -317,8 +335,8 @@ def _lookup(table: ImageTable, image_id: Any) -> ImageRef | None:
 def gqa_testdev() -> GQATask:
     revision = "af87823c67247395481256d84ed3d6da4b11ef20"
     return GQATask(
-        name="gqa_testdev", kind="vqa", primary_metric="accuracy", generation=_VQA_GEN,
-        description="GQA test-dev balanced (12,578 questions, 398 images), exact match",
+        name="gqa_testdev", kind="vqa", primary_metric="exact_match", generation=_VQA_GEN, version=2,
+        description="GQA test-dev balanced (12,578 questions, 398 images), GQA eval.py exact match",
         dataset=DatasetSpec("lmms-lab/GQA", split="testdev", config="testdev_balanced_instructions",
                             revision=revision),
         images=DatasetSpec("lmms-lab/GQA", split="testdev", config="testdev_balanced_images", revision=revision),

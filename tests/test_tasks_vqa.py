@@ -64,11 +64,12 @@ def test_run_records_every_sample_and_scores_them(finished: Path, data: Path, ta
     failed = {s["id"] for s in lines if s["error"] is not None}
     assert failed == undecodable(samples_of(task, data, LIMIT))  # exactly the corrupt images fail
     assert result["errors_by_category"] == ({"image_decode": len(failed)} if failed else {})
-    scored = [s["scores"]["accuracy"] for s in lines if s["error"] is None]
-    acc = result["metrics"]["accuracy"]
+    primary = "exact_match" if task == "gqa_testdev" else "accuracy"
+    assert result["primary_metric"] == primary
+    scored = [s["scores"][primary] for s in lines if s["error"] is None]
+    acc = result["metrics"][primary]
     assert acc["n"] == LIMIT - len(failed) == len(scored)
     assert acc["value"] == pytest.approx(mean_x100(scored), abs=1e-3)
-    assert result["primary_metric"] == "accuracy"
 
 
 def test_run_json_names_the_data(finished: Path) -> None:
@@ -119,8 +120,9 @@ def test_gqa_scores_exact_match_and_breaks_down_by_structural_type(finished: Pat
         assert s["metadata"]["structural"] == by_id[s["id"]]["types"]["structural"]
     metrics = run_json(finished)["tasks"]["gqa_testdev"]["metrics"]
     for kind in {s["metadata"]["structural"] for s in lines if s["error"] is None}:
-        group = [s["scores"]["accuracy"] for s in lines if s["error"] is None and s["metadata"]["structural"] == kind]
-        assert metrics[f"accuracy.{kind}"]["n"] == len(group)
+        group = [s["scores"]["exact_match"] for s in lines
+                 if s["error"] is None and s["metadata"]["structural"] == kind]
+        assert metrics[f"exact_match.{kind}"]["n"] == len(group)
 
 
 # --- GQA: the image join --------------------------------------------------------------------------
@@ -194,7 +196,7 @@ def test_image_table_reads_save_to_disk_arrow(tmp_path: Path) -> None:
     assert [table.get(f"n{i}").data for i in (4, 0, 2)] == [bytes([4]) * 5, b"\x00", bytes([2]) * 3]
 
 
-# --- GQA scoring: exact match after the VQA normalization ------------------------------------------
+# --- GQA scoring: GQA's eval.py after LLaVA's conversion; the VQA-normalized match as a secondary --
 
 
 def gqa_record(parsed: str, target: str, structural: str = "query") -> SampleRecord:
@@ -202,18 +204,22 @@ def gqa_record(parsed: str, target: str, structural: str = "query") -> SampleRec
                         metadata={"structural": structural})
 
 
-@pytest.mark.parametrize(("parsed", "target", "expected"), [
-    ("yes", "yes", 1.0),
-    ("Yes.", "yes", 1.0),  # case and the final period
-    ("The left", "left", 1.0),  # articles are dropped
-    ("two", "2", 1.0),  # number words become digits
-    (" no\n", "no", 1.0),
-    ("left side", "left", 0.0),  # no partial credit
-    ("", "no", 0.0),
-    ("yes", "no", 0.0),
+@pytest.mark.parametrize(("parsed", "target", "exact", "vqa_normalized"), [
+    ("yes", "yes", 1.0, 1.0),
+    ("Yes.", "yes", 1.0, 1.0),  # case and the final period(s): rstrip('.').lower()
+    ("Yes..", "yes", 1.0, 1.0),
+    ("The left", "left", 0.0, 1.0),  # articles stay in GQA's protocol
+    ("two", "2", 0.0, 1.0),  # number words stay
+    ("yes!", "yes", 0.0, 1.0),  # other punctuation stays
+    ("t-shirt", "t-shirt", 1.0, 1.0),
+    (" no\n", "no", 1.0, 1.0),
+    ("left side", "left", 0.0, 0.0),  # no partial credit
+    ("", "no", 0.0, 0.0),
+    ("yes", "no", 0.0, 0.0),
 ])
-def test_gqa_exact_match(parsed: str, target: str, expected: float) -> None:
-    assert get_task("gqa_testdev").score(gqa_record(parsed, target)) == {"accuracy": expected}
+def test_gqa_exact_match(parsed: str, target: str, exact: float, vqa_normalized: float) -> None:
+    assert get_task("gqa_testdev").score(gqa_record(parsed, target)) == {
+        "exact_match": exact, "vqa_normalized_match": vqa_normalized}
 
 
 def test_gqa_single_answer_is_not_vqa_leave_one_out() -> None:
@@ -223,8 +229,9 @@ def test_gqa_single_answer_is_not_vqa_leave_one_out() -> None:
     for r in records:
         r.scores = task.score(r)
     metrics = task.aggregate(records)
-    assert metrics["accuracy"].value == pytest.approx(200 / 3, abs=1e-3) and metrics["accuracy"].n == 3
-    assert metrics["accuracy.query"].value == 100.0 and metrics["accuracy.verify"].value == 50.0
+    assert metrics["exact_match"].value == pytest.approx(200 / 3, abs=1e-3) and metrics["exact_match"].n == 3
+    assert metrics["exact_match.query"].value == 100.0 and metrics["exact_match.verify"].value == 50.0
+    assert metrics["vqa_normalized_match"].value == pytest.approx(200 / 3, abs=1e-3)
 
 
 def test_score_reproduces_the_stored_metrics(finished: Path) -> None:

@@ -7,12 +7,14 @@ Light by design (no torch, no pycocoevalcap at import): the caption metrics live
 from evalkit.core.boxes import iou
 from evalkit.metrics.choice import extract_choice
 from evalkit.metrics.stats import MetricValue, bootstrap_stderr, mean_stderr
-from evalkit.metrics.vqa import normalize_vqa_answer, vqa_accuracy
+from evalkit.metrics.vqa import gqa_answer, gqa_exact_match, normalize_vqa_answer, vqa_accuracy
 
 __all__ = [
     "MetricValue",
     "bootstrap_stderr",
     "extract_choice",
+    "gqa_answer",
+    "gqa_exact_match",
     "iou",
     "mean_stderr",
     "normalize_vqa_answer",

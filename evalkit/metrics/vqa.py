@@ -126,12 +126,12 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
 
     Raises ValueError for fewer than 2 answers: leave-one-out over a single answer leaves
     nobody to agree with, so the formula would score every prediction 0. Single-answer
-    datasets (GQA) use exact match on ``normalize_vqa_answer`` instead.
+    datasets (GQA) use their own exact match instead (:func:`gqa_exact_match`).
     """
     if len(answers) < 2:
         raise ValueError(
             f"vqa_accuracy needs at least 2 ground-truth answers (leave-one-out), got {len(answers)}; "
-            "for single-answer datasets compare normalize_vqa_answer() outputs instead"
+            "for single-answer datasets (GQA) use gqa_exact_match()"
         )
     pred = normalize_vqa_answer(prediction)
     matches = [normalize_vqa_answer(a) == pred for a in answers]
@@ -142,3 +142,17 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
     for is_match in matches:  # summed in order, as the official script does
         acc_sum += min(1.0, float(total_matches - is_match) / 3)
     return acc_sum / len(matches)
+
+
+def gqa_answer(prediction: str) -> str:
+    """A generation as LLaVA's ``scripts/convert_gqa_for_eval.py`` writes it into GQA's predictions file:
+    stripped (LLaVA's ``model_vqa_loader`` strips outputs), trailing periods removed (``rstrip('.')``),
+    lowercased. The conversion the LLaVA, Qwen-VL and InternVL papers' GQA numbers went through."""
+    return prediction.strip().rstrip(".").lower()
+
+
+def gqa_exact_match(prediction: str, answer: str) -> float:
+    """GQA accuracy of one prediction, 1.0 or 0.0: GQA's official ``eval.py`` compares
+    ``predicted == gold`` exactly, the prediction being :func:`gqa_answer` of the generation and the
+    gold answer the dataset's string as it is (GQA's answers are lowercase words without punctuation)."""
+    return float(gqa_answer(prediction) == answer)
