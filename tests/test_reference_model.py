@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main
-from evalkit.models import reference_path
+from evalkit.runner.models import reference_path
 
 TARGETS = {  # task -> (metric, minimum on the x100 scale); issue: the embedded default
     "shapes_vqa": ("accuracy", 80.0),
