@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.core.errors import UsageError
+from evalkit.core.terminal import printable
 from evalkit.metrics.choice import pair_scores
 from evalkit.metrics.paired import DEFAULT_N_BOOT, DEFAULT_SEED, PairedTest, paired_test
 
@@ -48,6 +48,7 @@ class CompareOptions:
     show: int = DEFAULT_SHOW
     allow_dataset_change: bool = False
     n_boot: int = DEFAULT_N_BOOT
+    allow_protocol_change: bool = False
     seed: int = DEFAULT_SEED
 
 
@@ -63,7 +64,8 @@ class RunSide:
     def describe(self) -> dict[str, Any]:
         m = self.record.model
         return {"path": str(self.path), "run_id": self.record.run_id, "model": m.name, "checkpoint": m.checkpoint,
-                "revision": m.revision, "backend": self.record.backend, "status": self.record.status}
+                "revision": m.revision, "backend": self.record.backend, "status": self.record.status,
+                "protocol": self.record.config.protocol}
 
 
 @dataclass
@@ -356,6 +358,18 @@ def _flip_metric(primary: str, names: list[str], records: list[SampleRecord]) ->
     return next((m for m in [primary, *names] if m in carried), primary)
 
 
+def protocol_difference(base: RunRecord, cand: RunRecord) -> str | None:
+    """Why two runs' prompts differ by protocol (docs/protocols.md), or None: a different ``--protocol``, or the
+    same protocol rendering other entries for the same family and model_type (its definition changed)."""
+    b, c = base.config, cand.config
+    if b.protocol != c.protocol:
+        return f"protocols differ (baseline {b.protocol}, candidate {c.protocol})"
+    same_model = (base.model.family, base.model.model_type) == (cand.model.family, cand.model.model_type)
+    if same_model and b.protocol_hash and c.protocol_hash and b.protocol_hash != c.protocol_hash:
+        return f"protocol {b.protocol} rendered differently (hash {b.protocol_hash} vs {c.protocol_hash})"
+    return None
+
+
 def compare_runs(baseline: Path, candidate: Path, opts: CompareOptions | None = None) -> Comparison:
     """Compare two runs (folders or run.json files). Raises UsageError on unusable input."""
     opts = opts or CompareOptions()
@@ -369,6 +383,12 @@ def compare_runs(baseline: Path, candidate: Path, opts: CompareOptions | None = 
     tasks = _selected_tasks(base.record, cand.record, opts.tasks)
     notes = [f"{name} run status is {side.record.status}: its metrics cover only the samples it finished"
              for name, side in (("baseline", base), ("candidate", cand)) if side.record.status != "completed"]
+    protocol = protocol_difference(base.record, cand.record)
+    if protocol is not None:
+        if not opts.allow_protocol_change:
+            raise UsageError(f"{protocol}: the prompts differ, so the scores are not comparable; rerun one side "
+                             f"with the other's --protocol, or pass --allow-protocol-change to compare anyway")
+        notes.append(f"{protocol}; compared anyway")
     return Comparison(
         baseline=base, candidate=cand, options=opts,
         tasks=[_compare_task(t, base, cand, opts) for t in tasks],
@@ -389,7 +409,7 @@ def _num(value: float | None, digits: int = 2, signed: bool = False) -> str:
 def _clip(text: str | None, limit: int) -> str:
     if text is None:
         return "(none)"
-    text = json.dumps(text, ensure_ascii=False)[1:-1]  # newlines and quotes made visible
+    text = printable(json.dumps(text, ensure_ascii=False)[1:-1])  # newlines, quotes, escapes made visible
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -398,38 +418,33 @@ _STYLE = {"regression": "bold red", "missing in candidate": "bold red", "drop": 
           "ok (untested)": "dim"}
 
 
-def wide_console() -> Any:
-    """A rich Console that does not wrap tables in CI logs (no terminal: 160 columns)."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 160)
-
-
 def print_comparison(cmp: Comparison, fail_on_regression: bool = False, console: Any = None) -> None:
     """The comparison as a rich table, then flipped samples and the gate's verdict. All user data goes
     through rich Text, so model outputs are never read as rich markup."""
-    from rich.table import Table
     from rich.text import Text
+
+    from evalkit.commands.tables import Col, print_table, wide_console
 
     console = console or wide_console()
     for label, side in (("baseline ", cmp.baseline), ("candidate", cmp.candidate)):
         d = side.describe()
-        console.print(Text(f"{label}  {d['model']}  ({d['checkpoint']}, {d['backend']}, run {d['run_id']}, "
-                           f"{d['status']})  {d['path']}"))
+        console.print(Text(printable(f"{label}  {d['model']}  ({d['checkpoint']}, {d['backend']}, "
+                                     f"protocol {d['protocol']}, run {d['run_id']}, {d['status']})  {d['path']}")))
     ci_title = f"{100 * (1 - cmp.options.alpha):g}% CI"
-    table = Table("task", "metric", "baseline", "candidate", "delta", ci_title, "p", "test", "n", "verdict",
-                  title=f"evalkit compare (tolerance {cmp.options.tolerance:g} points, alpha {cmp.options.alpha:g})")
+    columns = [Col("task"), Col("metric")] + [Col(c, numeric=True) for c in (
+        "baseline", "candidate", "delta", ci_title, "p")] + [Col("test"), Col("n", numeric=True), Col("verdict")]
+    rows = []
     for t in cmp.tasks:
         for m in t.metrics:
             test = m.test
             ci = f"[{test.ci_low:+.2f}, {test.ci_high:+.2f}]" if test else "-"
             method = (f"McNemar b={test.b} c={test.c}" if test.method == "mcnemar" else "bootstrap") if test \
                 else "n/a"
-            table.add_row(Text(t.task), Text(m.metric + (" *" if m.primary else "")), _num(m.baseline),
-                          _num(m.candidate), _num(m.delta, signed=True), ci,
-                          f"{test.p_value:.4g}" if test else "-", method, str(test.n) if test else "-",
-                          Text(m.verdict, style=_STYLE.get(m.verdict, "")))
-    console.print(table)
+            rows.append([t.task, m.metric + (" *" if m.primary else ""), _num(m.baseline), _num(m.candidate),
+                         _num(m.delta, signed=True), ci, f"{test.p_value:.4g}" if test else "-", method,
+                         str(test.n) if test else "-", Text(m.verdict, style=_STYLE.get(m.verdict, ""))])
+    print_table(columns, rows, console=console, title=f"evalkit compare (tolerance {cmp.options.tolerance:g} "
+                f"points, alpha {cmp.options.alpha:g})")
     console.print("* primary metric (the one gated). n: samples scored in both runs.", style="dim")
     for t in cmp.tasks:
         for m in t.metrics:
@@ -484,6 +499,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--show", type=int, default=DEFAULT_SHOW, help="list the first N flipped samples per task")
     p.add_argument("--allow-dataset-change", action="store_true",
                    help="compare even when the dataset content hashes or the task versions differ")
+    p.add_argument("--allow-protocol-change", action="store_true",
+                   help="compare even when the runs used different prompt protocols (--protocol)")
     p.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default 0)")
     p.set_defaults(func=cmd_compare)
@@ -493,7 +510,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.n_boot < 1:
         raise UsageError(f"--n-boot {args.n_boot}: give at least 1 resample")
     opts = CompareOptions(tolerance=args.tolerance, alpha=args.alpha, tasks=split_names(args.tasks), show=args.show,
-                          allow_dataset_change=args.allow_dataset_change, n_boot=args.n_boot, seed=args.seed)
+                          allow_dataset_change=args.allow_dataset_change, n_boot=args.n_boot, seed=args.seed,
+                          allow_protocol_change=args.allow_protocol_change)
     cmp = compare_runs(args.baseline, args.candidate, opts)
     if args.json:
         print(json.dumps(cmp.to_json(args.fail_on_regression), indent=2))

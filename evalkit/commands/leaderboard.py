@@ -17,31 +17,33 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evalkit.commands.compare import split_names, wide_console
+from evalkit.commands.compare import split_names
 from evalkit.commands.leaderboard_table import (  # noqa: F401 - re-exported
     Column, Entry, Leaderboard, TaskColumn, build_leaderboard, find_runs, fmt, score_text, table_columns)
+from evalkit.commands.tables import Col, print_table, wide_console
 from evalkit.core.errors import UsageError
+from evalkit.core.terminal import printable
 
 
 
 def print_leaderboard(lb: Leaderboard, console: Any = None) -> None:
-    """The leaderboard as a rich table; user data goes in as Text (never parsed as rich markup)."""
-    from rich.table import Table
+    """The leaderboard as a table (evalkit.commands.tables); user data goes in as Text (never rich markup)."""
     from rich.text import Text
 
     console = console or wide_console()
     cols = table_columns(lb)
-    table = Table(title=f"evalkit leaderboard — {len(lb.entries)} runs under {lb.root}")
-    for c in cols:
-        table.add_column(c.title, justify="right" if c.numeric else "left")
+    rows = []
     for e in lb.entries:
         cells = [Text(c.text(e)) for c in cols]
         if not e.complete:
             cells[0].append(f" [{e.record.status}]", style="bold yellow")
-        table.add_row(*cells)
-    console.print(table)
+        rows.append(cells)
+    print_table([Col(c.title, c.numeric) for c in cols], rows, console=console,
+                title=f"evalkit leaderboard — {len(lb.entries)} runs under {lb.root}")
     for line in lb.skipped:
-        console.print(Text(f"skipped {line}", style="yellow"))
+        console.print(Text(printable(f"skipped {line}"), style="yellow"))
+    if lb.protocol_note():
+        console.print(Text(f"warning: {lb.protocol_note()}", style="bold yellow"))
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
@@ -60,6 +62,7 @@ def to_markdown(lb: Leaderboard) -> str:
     lines = ["# evalkit leaderboard", "",
              f"{len(lb.entries)} runs. Scores: primary metric ± standard error. Peak memory: GPU where the "
              f"run had one, else RSS.", "",
+             *([f"**Warning:** {md_cell(lb.protocol_note() or '')}", ""] if lb.protocol_note() else []),
              "| " + " | ".join(md_cell(c.title) for c in cols) + " |",
              "|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|"]
     for e in lb.entries:
@@ -79,7 +82,8 @@ def _csv_safe(value: Any) -> Any:
 
 def to_csv(lb: Leaderboard) -> str:
     """One row per run, machine-readable: values and stderrs in separate columns, empty when missing."""
-    head = ["run_id", "run_dir", "model", "family", "checkpoint", "revision", "backend", "created_at", "status"]
+    head = ["run_id", "run_dir", "model", "family", "checkpoint", "revision", "backend", "protocol", "created_at",
+            "status"]
     for c in lb.columns:
         head += [f"{c.task}/{c.metric}", f"{c.task}/{c.metric}_stderr", f"{c.task}/n"]
     head += ["samples_per_s", "generated_tokens_per_s", "peak_memory_mb", "peak_memory_kind"]
@@ -88,8 +92,8 @@ def to_csv(lb: Leaderboard) -> str:
     writer.writerow(head)
     for e in lb.entries:
         r, m = e.record, e.record.model
-        row: list[Any] = [r.run_id, e.relpath, m.name, m.family, m.checkpoint, m.revision, r.backend, r.created_at,
-                          r.status]
+        row: list[Any] = [r.run_id, e.relpath, m.name, m.family, m.checkpoint, m.revision, r.backend,
+                          r.config.protocol, r.created_at, r.status]
         for c in lb.columns:
             s = e.score(c)
             row += [None, None, None] if s is None else [s.value, s.stderr, s.n]

@@ -21,11 +21,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from evalkit.commands.tables import print_table
 
-    table = Table(*rows[0].keys()) if rows else Table()
-    for row in rows:
-        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
-    Console().print(table)
+    columns = list(rows[0].keys()) if rows else []
+    print_table(columns, [[", ".join(v) if isinstance(v, list) else str(v) for v in row.values()] for row in rows])
     return 0
