@@ -426,10 +426,7 @@ class Runner:
             records = store.records(task.name)
             metrics = task.aggregate(records)
             artifacts, notes = task.finalize(records, run_dir)
-        errors: dict[str, int] = {}
-        for r in records:
-            if r.error is not None:
-                errors[r.error_category or "unknown"] = errors.get(r.error_category or "unknown", 0) + 1
+        errors = _error_counts(records)
         wall = time.perf_counter() - wall0
         gen_s = phases.get("generate")
         if task.kind == "caption" and data.n < (data.dataset.n or data.n):
@@ -629,12 +626,8 @@ class Runner:
                 n_prompt_tokens=gen.n_prompt_tokens if gen and not gen.error else None,
                 n_generated_tokens=gen.n_generated_tokens if gen and not gen.error else None,
             )
-            if error is None and gen is not None:
-                try:
-                    rec.parsed = task.parse(self.adapter.parse(gen.text, kind=task.kind), s.metadata, parse_ctx)
-                    parsed.append(rec)
-                except Exception as exc:  # a parser bug must not kill a long run; it is recorded and counted
-                    error = SampleError("scoring", f"{type(exc).__name__}: {exc}")
+            if error is None and gen is not None and _parse_into(rec, task, self.adapter, parse_ctx):
+                parsed.append(rec)
             if error is not None:
                 _fail(rec, error)
             out.append(rec)
@@ -666,9 +659,34 @@ def _fail(rec: SampleRecord, error: SampleError) -> None:
     rec.error, rec.error_category, rec.scores = error.message, error.category, {}
 
 
-def rescore(run_dir: Path, judge: Any = None) -> RunRecord:
-    """Recompute every task's metrics from the stored samples (``evalkit score``); ``judge``: a JudgeConfig
-    for judged tasks (--judge). Samples whose judgement failed are judged again."""
+def _parse_into(rec: SampleRecord, task: Any, adapter: Any, ctx: Any) -> bool:
+    """Parse ``rec.output`` into ``rec.parsed``; False when the parser raised, which is recorded on the sample
+    (category ``scoring``): a parser bug must not kill a long run or a rescore."""
+    try:
+        rec.parsed = task.parse(adapter.parse(rec.output or "", kind=task.kind), rec.metadata, ctx)
+        return True
+    except Exception as exc:
+        _fail(rec, SampleError("scoring", f"{type(exc).__name__}: {exc}"))
+        return False
+
+
+def _error_counts(records: list[SampleRecord]) -> dict[str, int]:
+    errors: dict[str, int] = {}
+    for r in records:
+        if r.error is not None:
+            errors[r.error_category or "unknown"] = errors.get(r.error_category or "unknown", 0) + 1
+    return errors
+
+
+def rescore(run_dir: Path, judge: Any = None, call_judge: bool = True, write: bool = False) -> RunRecord:
+    """Recompute every task's metrics from the stored samples (``evalkit score``).
+
+    Judged tasks: with ``call_judge`` the judge (``judge``, a JudgeConfig from --judge, else EVALKIT_JUDGE_*)
+    reviews the answers again, failed judgements included (its cache answers repeats); without it (``score
+    --check``) the judgements stored on the samples are the scores and no judge is called. A parser exception is
+    recorded on its sample, as in a run; ``n_errors`` and ``errors_by_category`` are recounted. ``write``: append
+    each record whose parse, scores, error or judgement changed to the samples file (the last record of a sample
+    id wins; no line is rewritten)."""
     from evalkit.adapters import get_adapter
     from evalkit.tasks import get_task
     from evalkit.tasks.base import ParseContext
@@ -678,18 +696,25 @@ def rescore(run_dir: Path, judge: Any = None) -> RunRecord:
     adapter = get_adapter(record.model.family).bind(record.config.protocol, record.model.model_type)
     for name, result in record.tasks.items():
         task = get_task(name)
-        if judge is not None and hasattr(task, "judge_config"):
-            task.judge_config = judge
-        ctx = ParseContext(box_format=adapter.box_format_for(record.model.model_type))
         records = store.records(name)
-        todo = [r for r in records if r.output is not None and (r.error is None or r.error_category == "judge")]
-        for rec in todo:
-            rec.parsed = task.parse(adapter.parse(rec.output, kind=task.kind), rec.metadata, ctx)
-            rec.error = rec.error_category = None
-        for rec, outcome in zip(todo, task.score_records(todo)):
-            if isinstance(outcome, SampleError):
-                _fail(rec, outcome)
-            else:
-                rec.scores = outcome
+        before = {r.id: r.model_dump_json() for r in records}
+        judged = hasattr(task, "judge_config")
+        if not judged or call_judge:
+            if judge is not None and judged:
+                task.judge_config = judge
+            ctx = ParseContext(box_format=adapter.box_format_for(record.model.model_type))
+            todo = [r for r in records if r.output is not None and (r.error is None or r.error_category == "judge")]
+            for rec in todo:
+                rec.error = rec.error_category = None
+            parsed = [rec for rec in todo if _parse_into(rec, task, adapter, ctx)]
+            for rec, outcome in zip(parsed, task.score_records(parsed)):
+                if isinstance(outcome, SampleError):
+                    _fail(rec, outcome)
+                else:
+                    rec.scores = outcome
         result.metrics = task.aggregate(records)
+        result.errors_by_category = _error_counts(records)
+        result.n_errors = sum(result.errors_by_category.values())
+        if write:
+            store.append(name, [r for r in records if r.model_dump_json() != before[r.id]])
     return record
