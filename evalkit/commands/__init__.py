@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "compare": "evalkit.commands.compare",
     "leaderboard": "evalkit.commands.leaderboard",
     "rate": "evalkit.commands.rating",
+    "mine-pairs": "evalkit.commands.mine_pairs",
+    "annotate-pairs": "evalkit.commands.annotate_pairs",
     "view": "evalkit.commands.view",
 }
 

@@ -115,7 +115,7 @@ def _image_src(root: Path | None, name: str) -> str | None:
     return f"data:{sniff_mime(data) or 'application/octet-stream'};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}
 section{border-top:2px solid #888;padding:.5em 0 1.5em}img{max-width:420px;max-height:420px;display:block}
 .q{font-weight:600;margin:.8em 0 .3em}.resp{border:1px solid #ccc;border-radius:6px;padding:.5em;margin:.4em 0}
 pre{white-space:pre-wrap;font-family:inherit;margin:.3em 0}label{margin-right:1em}
@@ -132,7 +132,7 @@ def render_html(items: list[Item], root: Path | None) -> str:
     esc = html.escape
     legend = "".join(f"<li><b>{g}</b>: {esc(text)}</li>" for g, text in GRADES.items())
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>OwlEval rating sheet</title>",
-             f"<style>{_STYLE}</style></head><body><h1>OwlEval rating sheet</h1>",
+             f"<style>{STYLE}</style></head><body><h1>OwlEval rating sheet</h1>",
              f"<p>Grade every response. The responses come from different models, in an order shuffled per "
              f"dialogue.</p><ul>{legend}</ul>",
              "<div id='bar'><button id='download'>Download grades (CSV)</button></div>"]
@@ -203,16 +203,8 @@ def _read_key(path: Path) -> dict[str, Any]:
 
 def read_grades(csv_path: Path, key: dict[str, Any]) -> dict[int, dict[str, str]]:
     """run index -> {question_id: grade} from a filled sheet (blank grades are skipped)."""
-    try:
-        with open(csv_path, encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-            columns = set(rows[0]) if rows else set()
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"cannot read {csv_path}: {exc}") from exc
-    missing = {"question_id", "response", "grade"} - columns
-    if rows and missing:
-        raise UsageError(f"{csv_path} lacks the column(s) {', '.join(sorted(missing))}; grade the rating.csv "
-                         "that `evalkit rate export` wrote, or the CSV its HTML sheet downloads")
+    rows = read_table(csv_path, {"question_id", "response", "grade"},
+                      "grade the rating.csv that `evalkit rate export` wrote, or the CSV its HTML sheet downloads")
     grades: dict[int, dict[str, str]] = {}
     for line, row in enumerate(rows, 2):
         grade = (row.get("grade") or "").strip().upper()
@@ -228,6 +220,21 @@ def read_grades(csv_path: Path, key: dict[str, Any]) -> dict[int, dict[str, str]
         if grades.setdefault(run, {}).setdefault(qid, grade) != grade:
             raise UsageError(f"{csv_path}:{line}: question {qid} response {response} is graded twice, differently")
     return grades
+
+
+def read_table(csv_path: Path, required: set[str], fix: str) -> list[dict[str, str]]:
+    """The rows of a filled CSV sheet (row i is on line i + 2); UsageError when unreadable or lacking a column.
+    Shared with evalkit.commands.annotate_pairs, as is STYLE."""
+    try:
+        with open(csv_path, encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+            columns = set(rows[0]) if rows else set()
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"cannot read {csv_path}: {exc}") from exc
+    missing = required - columns
+    if rows and missing:
+        raise UsageError(f"{csv_path} lacks the column(s) {', '.join(sorted(missing))}; {fix}")
+    return rows
 
 
 def distribution(grades: dict[str, str]) -> dict[str, int]:
