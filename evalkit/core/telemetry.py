@@ -24,11 +24,12 @@ def tree_rss_mb() -> float:
 
 
 class PeakMemory:
-    """Samples the process tree's RSS in a background thread; ``peak_mb`` is the maximum seen."""
+    """Samples the process tree's RSS in a background thread; ``peak_mb`` is the maximum seen, ``task_peak_mb``
+    the maximum seen since the last ``start_task`` (one task's own peak, not the run's so far)."""
 
     def __init__(self, interval_s: float = 0.1):
         self.interval_s = interval_s
-        self.peak_mb = tree_rss_mb()
+        self.peak_mb = self.task_peak_mb = tree_rss_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="evalkit-rss", daemon=True)
 
@@ -39,7 +40,11 @@ class PeakMemory:
     def sample(self) -> float:
         now = tree_rss_mb()
         self.peak_mb = max(self.peak_mb, now)
+        self.task_peak_mb = max(self.task_peak_mb, now)
         return now
+
+    def start_task(self) -> None:
+        self.task_peak_mb = tree_rss_mb()
 
     def reset(self) -> None:
         self.peak_mb = tree_rss_mb()

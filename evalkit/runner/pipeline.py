@@ -95,6 +95,17 @@ def _resume_key(model: ModelInfo, backend: str, cfg: RunConfig) -> dict[str, Any
     return key
 
 
+def _check_same_data(old: RunRecord, data: dict[str, Any], run_dir: Path) -> None:
+    """--resume continues only on the same dataset content: the hashes in run.json against the data opened now
+    (a dataset rewritten in place keeps its path but not its hash)."""
+    changed = [f"{name} ({old.tasks[name].dataset.content_hash} now {d.dataset.content_hash})"
+               for name, d in data.items() if name in old.tasks and old.tasks[name].dataset.content_hash
+               and d.dataset.content_hash and old.tasks[name].dataset.content_hash != d.dataset.content_hash]
+    if changed:
+        raise UsageError(f"--resume: the dataset content of {', '.join(changed)} differs from the unfinished run "
+                         f"{run_dir}, so its stored samples are not of this data; rerun without --resume")
+
+
 def _find_resumable(output: Path, model: ModelInfo) -> Path | None:
     """The latest unfinished run of the same model in ``output``."""
     candidates = []
@@ -268,6 +279,7 @@ class Runner:
             if diff:
                 raise UsageError(f"--resume: the unfinished run {run_dir} differs in {', '.join(diff)}; "
                                  "rerun without --resume to start a new run")
+            _check_same_data(old, getattr(self, "data", {}), run_dir)
             self._lock = RunLock(run_dir)
             found = (read_run(run_dir), run_dir)  # re-read under the lock
         elif opts.resume:
@@ -396,6 +408,7 @@ class Runner:
 
         phases = Phases()
         wall0 = time.perf_counter()
+        mem.start_task()
         data = self.data[task.name]
         with phases.time("data"):
             done = store.done_ids(task.name)
@@ -437,7 +450,7 @@ class Runner:
         telemetry = Telemetry(
             wall_s=round(wall, 3), samples_per_s=rate(len(records) - len(done), wall),
             prompt_tokens_per_s=rate(n_prompt, gen_s), generated_tokens_per_s=rate(n_gen, gen_s),
-            peak_rss_mb=round(mem.sample() and mem.peak_mb, 1), peak_gpu_memory_mb=self.backend.peak_gpu_memory_mb(),
+            peak_rss_mb=round(mem.sample() and mem.task_peak_mb, 1), peak_gpu_memory_mb=self.backend.peak_gpu_memory_mb(),
             data_s=round(phases.get("data"), 3), generate_s=round(gen_s, 3), score_s=round(phases.get("score"), 3),
             write_s=round(phases.get("write"), 3), n_prompt_tokens=n_prompt, n_generated_tokens=n_gen,
             prefix_cache_hit_rate=hit_rate(counts0, self.backend.prefix_cache_counts()),
