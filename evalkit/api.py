@@ -136,16 +136,18 @@ def _restored(model: Any, processor: Any) -> Iterator[None]:
     import torch
 
     tokenizer = getattr(processor, "tokenizer", processor)
-    saved = (model.training, getattr(tokenizer, "padding_side", None), getattr(tokenizer, "pad_token", None))
+    saved = (getattr(model, "training", None), getattr(tokenizer, "padding_side", None),
+             getattr(tokenizer, "pad_token", None))
     main = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
     device = getattr(model, "device", None)
-    cuda = [device.index or 0] if device is not None and device.type == "cuda" else []
+    cuda = [device.index or 0] if getattr(device, "type", None) == "cuda" else []
     try:
         with torch.random.fork_rng(devices=cuda):
             yield
     finally:
-        model.train(saved[0])
+        if saved[0] is not None:
+            model.train(saved[0])
         if saved[1] is not None:
             tokenizer.padding_side = saved[1]
         if saved[2] is None and getattr(tokenizer, "pad_token", None) is not None:
