@@ -12,6 +12,7 @@ import sys
 
 from evalkit import __version__
 from evalkit.core.errors import UsageError
+from evalkit.core.terminal import printable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.WARNING - 10 * args.verbose, format="%(levelname)s %(name)s: %(message)s")
         return int(args.func(args) or 0)
-    except UsageError as exc:
-        print(f"evalkit: error: {exc}", file=sys.stderr)
+    except UsageError as exc:  # the message may quote dataset or result-file content: escaped
+        print(f"evalkit: error: {printable(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("evalkit: interrupted", file=sys.stderr)
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not the user's fault: one line, the traceback with -v
         if args is not None and args.verbose:
             raise
-        print(f"evalkit: internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
+        print(f"evalkit: internal error: {type(exc).__name__}: {printable(exc)} (rerun with -v for the traceback)",
               file=sys.stderr)
         return 1
 

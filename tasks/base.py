@@ -173,10 +173,21 @@ class HubTask(Task):
     def to_sample(self, row: dict[str, Any]) -> Sample:
         """One dataset row -> Sample. KeyError/TypeError/ValueError mark the record as bad."""
 
-    def load(self, ctx: TaskContext) -> TaskData:
+    def required_columns(self) -> dict[str, tuple[str, ...]]:
+        """Columns every row needs -> the arrow type kinds allowed (see ``DatasetSource.check``)."""
+        return {}
+
+    def open(self, ctx: TaskContext) -> Any:
+        """``open_dataset`` plus the whole-dataset checks (columns and their types, unique ids), done before any
+        model loads: a wrong dataset is one line naming the file (exit 2), not a run of failed samples."""
         from evalkit.core.data import open_dataset
 
         source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
+        source.check(self.required_columns(), self.id_column)
+        return source
+
+    def load(self, ctx: TaskContext) -> TaskData:
+        source = self.open(ctx)
         n = limited(len(source), ctx.limit)
         info = DatasetInfo(**source.describe())
         return TaskData(n=n, dataset=info, samples=self._stream(source.rows(), n))

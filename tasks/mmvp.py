@@ -83,9 +83,7 @@ class MMVPTask(HubTask):
     scoring: Scoring = field(default_factory=ChoiceScoring)
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.core.data import open_dataset
-
-        source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
+        source = self.open(ctx)
         folder = image_folder(source.root).relative_to(source.root).as_posix()
         n = limited(len(source), ctx.limit)
         if n < len(source) and n >= 2:
@@ -94,6 +92,9 @@ class MMVPTask(HubTask):
         rows = ({**row, "image": source.image_ref(f"{folder}/{str(row.get('Index', '')).strip()}.jpg")}
                 for row in rows)
         return TaskData(n=n, dataset=DatasetInfo(**source.describe()), samples=self._stream(rows, n))
+
+    def required_columns(self) -> dict[str, tuple[str, ...]]:
+        return dict.fromkeys(("Index", "Question", "Options", "Correct Answer"), ())
 
     def to_sample(self, row: dict[str, Any]) -> Sample:
         index = int(str(row["Index"]).strip())

@@ -112,13 +112,14 @@ class MMVPVLMTask(HubTask):
     scoring: Scoring = field(default_factory=EncoderPairScoring)
 
     def load(self, ctx: TaskContext) -> TaskData:
-        from evalkit.core.data import open_dataset
-
-        source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
+        source = self.open(ctx)
         folder = source.root / image_folder(source.root)
         n = limited((len(source) + 1) // 2, ctx.limit)  # a lone last row is a pair of its own (a bad record)
         return TaskData(n=n, dataset=DatasetInfo(**source.describe()),
                         samples=self._stream(_pairs(source.rows(), folder), n))
+
+    def required_columns(self) -> dict[str, tuple[str, ...]]:
+        return dict.fromkeys(("Question ID", "Type", "Statement"), ())
 
     def to_sample(self, pair: dict[str, Any]) -> Sample:
         first, second = pair["rows"]
@@ -132,7 +133,8 @@ class MMVPVLMTask(HubTask):
         statements = [str(row["Statement"]) for row in (first, second)]
         if not all(s.strip() for s in statements):
             raise ValueError(f"pair {qids[0]}-{qids[1]} has an empty statement")
-        images = [image_ref(pair["folder"] / type_name / f"{qid}.jpg") for qid in qids]
+        # Confined to the image folder: a Type cell such as "../../etc" fails the sample, nothing is opened.
+        images = [image_ref(Path(type_name) / f"{qid}.jpg", pair["folder"]) for qid in qids]
         meta: dict[str, Json] = {
             "question_ids": qids, "pattern": pattern_key(type_name),
             "pattern_name": PATTERNS.get(type_name.strip(), type_name.strip()), "statements": statements,

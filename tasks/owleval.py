@@ -34,7 +34,7 @@ from typing import Any
 
 from evalkit.core.errors import UsageError
 from evalkit.core.results import DatasetInfo, MetricValue, SampleRecord
-from evalkit.core.types import GenerationSettings, ImageRef, Sample, SampleError, Turn
+from evalkit.core.types import GenerationSettings, ImageRef, Sample, SampleError, Turn, confined_path
 
 from .base import Task, TaskContext, TaskData, bad_record, limited
 
@@ -228,7 +228,10 @@ class OwlEvalTask(Task):
     def sample(self, q: Question, history: list[Turn]) -> Sample:
         """The Sample for one question; ``history`` holds the model's own earlier turns of the dialogue."""
         assert self._root is not None
-        image = self._root / "cases" / q.image
+        try:  # an image name such as "../../etc/passwd" fails the sample; the file is never opened
+            image, error = confined_path(self._root / "cases", q.image), None
+        except SampleError as exc:
+            image, error = self._root / "cases", exc
         ref = self._refs.get(q.question_id)
         earlier = [p.text for p in self._questions if p.dialogue == q.dialogue and p.turn < q.turn]
         meta: dict[str, Any] = {
@@ -238,7 +241,7 @@ class OwlEvalTask(Task):
             "reference_file": self._ref_file, "reference_model": ref[1] if ref else None,
         }
         return Sample(id=str(q.question_id), question=q.text, images=[ImageRef(path=str(image))],
-                      target=ref[0] if ref else None, metadata=meta, history=history)
+                      target=ref[0] if ref else None, metadata=meta, history=history, load_error=error)
 
     def followups(self, records: list[SampleRecord]) -> list[Sample]:
         """The next turn of every dialogue whose earlier turns are all stored (runner hook, see module doc)."""

@@ -68,6 +68,8 @@ class RefCOCOTask(Task):
         from evalkit.core.data import open_dataset
 
         source = open_dataset(self.dataset, data_dir=ctx.data_dir, path=ctx.data_path)
+        # Repeated question ids are kept, made unique by a "#row<i>" suffix (see _stream).
+        source.check({self.expressions_column: ("list",), "bbox": ("list",), "image": ("struct", "binary", "string")})
         # Count expressions from the answer column alone (parquet reads no image bytes for this).
         total = sum(len(r[self.expressions_column] or []) for r in source.rows(columns=[self.expressions_column]))
         info = source.describe()

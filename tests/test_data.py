@@ -230,8 +230,11 @@ def test_describe_for_run_json(mirror: Path) -> None:
 def test_image_ref_accepts_cells_bytes_and_relative_paths(tmp_path: Path) -> None:
     assert image_ref({"bytes": b"\x89PNG", "path": "x.png"}) == ImageRef(data=b"\x89PNG")
     assert image_ref(b"raw") == ImageRef(data=b"raw")
-    assert image_ref({"bytes": None, "path": "imgs/1.jpg"}, tmp_path) == ImageRef(path=str(tmp_path / "imgs/1.jpg"))
-    assert image_ref("/abs/1.jpg", tmp_path) == ImageRef(path="/abs/1.jpg")
+    ref = image_ref({"bytes": None, "path": "imgs/1.jpg"}, tmp_path)
+    assert ref.path == str(tmp_path / "imgs/1.jpg") and ref.file() == str(tmp_path / "imgs/1.jpg")
+    with pytest.raises(SampleError) as outside:  # confined to the dataset folder (tests/test_hostile.py)
+        image_ref("/abs/1.jpg", tmp_path).file()
+    assert outside.value.category == "image_path"
     for empty in (None, {"bytes": None, "path": None}, ""):
         with pytest.raises(SampleError) as err:
             image_ref(empty)

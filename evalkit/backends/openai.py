@@ -166,7 +166,7 @@ def encode_image(ref: ImageRef | None, image: "Image | None") -> EncodedImage:
             source = ref.data
         elif ref.path is not None:
             try:
-                with open(ref.path, "rb") as fh:
+                with open(ref.file(), "rb") as fh:  # confined to the dataset folder
                     source = fh.read()
             except OSError as exc:
                 raise SampleError("image_decode", f"cannot read {ref.path}: {exc}") from exc
@@ -387,6 +387,12 @@ class OpenAIBackend(Backend):
         super().__init__(spec, adapter, config)
         extra = dict(config.extra)
         self.max_tokens_param = str(extra.pop("max_tokens_param", "max_tokens"))
+        # The served model's context in tokens, when the user knows it (context_length=N): prompts estimated at
+        # 4 characters a token that exceed it fail as prompt_too_long instead of being sent.
+        context = extra.pop("context_length", None)
+        if context is not None and (not isinstance(context, int) or isinstance(context, bool) or context < 1):
+            raise UsageError(f"--backend-args context_length={context!r} must be a whole number of tokens")
+        self.context = context
         if self.max_tokens_param not in ("max_tokens", "max_completion_tokens"):
             raise UsageError("--backend-args max_tokens_param must be max_tokens or max_completion_tokens")
         self.endpoint = EndpointConfig.from_args(extra)
@@ -402,6 +408,12 @@ class OpenAIBackend(Backend):
 
     def device_name(self) -> str:
         return f"remote ({self.endpoint.host})"
+
+    def count_prompt_tokens(self, prompt: Prompt) -> int | None:
+        return -(-len(prompt.text) // 4) if self.context is not None else None  # the server's tokenizer is unknown
+
+    def context_length(self) -> int | None:
+        return self.context
 
     def effective_settings(self, settings: GenerationSettings) -> dict[str, Any]:
         out = settings.to_json()

@@ -104,15 +104,21 @@ def build_items(runs: list[tuple[Path, Any, dict[str, Any]]], seed: int) -> list
 
 
 def _image_src(root: Path | None, name: str) -> str | None:
+    """The image as a data URL; None when missing, not an image, or outside ``root``/cases (a record naming
+    ``../../etc/passwd`` must never put a local file into a sheet meant for external raters)."""
     from evalkit.backends.openai import sniff_mime
+    from evalkit.core.types import SampleError, confined_path
 
     if root is None or not name:
         return None
     try:
-        data = (root / "cases" / name).read_bytes()
-    except OSError:
+        data = confined_path(root / "cases", name).read_bytes()
+    except (OSError, SampleError):
         return None
-    return f"data:{sniff_mime(data) or 'application/octet-stream'};base64,{base64.b64encode(data).decode('ascii')}"
+    mime = sniff_mime(data)
+    if mime is None or not mime.startswith("image/"):
+        return None
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}

@@ -113,8 +113,7 @@ def _count_rows(path: Path) -> int:
         return int(_parquet_file(path).metadata.num_rows)
     if suffix == ".arrow":
         return sum(batch.num_rows for batch in _guard(path, _arrow_batches(path)))
-    with path.open(newline="", encoding="utf-8") as f:
-        return sum(1 for _ in csv.DictReader(f))
+    return sum(1 for _ in _csv_rows(path))
 
 
 def _columns_of(path: Path) -> list[str]:
@@ -122,8 +121,26 @@ def _columns_of(path: Path) -> list[str]:
         return list(_parquet_file(path).schema_arrow.names)
     if path.suffix == ".arrow":
         return list(_open_arrow(path).schema.names)
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(next(csv.reader(f), []))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(next(csv.reader(f), []))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise _bad_csv(path, exc) from exc
+
+
+def _bad_csv(path: Path, exc: Exception) -> UsageError:
+    if isinstance(exc, UnicodeDecodeError):
+        return UsageError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8")
+    return UsageError(f"{path} is not a readable CSV file ({_one_line(exc)}); re-save it")
+
+
+def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a UTF-8 CSV file; undecodable bytes or a broken quote are a UsageError naming the file."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            yield from csv.DictReader(f)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise _bad_csv(path, exc) from exc
 
 
 def _guard(path: Path, batches: Iterator[Any]) -> Iterator[Any]:
@@ -138,9 +155,8 @@ def _guard(path: Path, batches: Iterator[Any]) -> Iterator[Any]:
 
 def _file_rows(path: Path, columns: list[str] | None, batch_size: int) -> Iterator[dict[str, Any]]:
     if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                yield row if columns is None else {c: row[c] for c in columns}
+        for row in _csv_rows(path):
+            yield row if columns is None else {c: row[c] for c in columns}
         return
     if path.suffix == ".parquet":
         batches = _parquet_file(path).iter_batches(batch_size=batch_size, columns=columns)
@@ -230,8 +246,10 @@ class DatasetSource:
                     f"{self.location} has no column(s) {', '.join(missing)} for "
                     f"{self.spec.hub_id} (has: {', '.join(have)}); {_FIX}"
                 )
+        root = str(self.root)
         for path in self.files:
-            yield from _file_rows(path, columns, batch_size)
+            for row in _file_rows(path, columns, batch_size):
+                yield {k: _confine_cell(v, root) for k, v in row.items()}
 
     def content_hash(self, full: bool = False) -> str:
         """A stable hash of the table files read, independent of where the copy lives.
@@ -257,8 +275,37 @@ class DatasetSource:
         return self._hash
 
     def image_ref(self, value: Any) -> ImageRef:
-        """:func:`image_ref` with relative paths resolved against this dataset's folder."""
+        """:func:`image_ref` with paths resolved against, and confined to, this dataset's folder."""
         return image_ref(value, self.root)
+
+    def check(self, columns: dict[str, tuple[str, ...]] | None = None, id_column: str | None = None) -> None:
+        """Whole-dataset checks at open, before any model loads (each a UsageError naming the file):
+
+        - ``columns``: required column -> the arrow type kinds it may have ("string", "integer", "list",
+          "struct", "binary", "floating"); a CSV holds strings only, which any kind accepts (parsed per row);
+        - ``id_column``: every id is unique (read from that column alone); a repeated id names the id and file.
+        """
+        for name, kinds in (columns or {}).items():
+            for path in self.files:
+                kind = _column_kind(path, name)
+                if kind is None:
+                    raise UsageError(f"{path} has no column {name!r} (has: {', '.join(_columns_of(path))}), "
+                                     f"which {self.spec.hub_id} needs; {_FIX}")
+                if kinds and kind != "csv" and kind not in kinds:
+                    raise UsageError(f"{path}: column {name!r} holds {kind} values, {self.spec.hub_id} needs "
+                                     f"{' or '.join(kinds)}; {_FIX}")
+        if id_column is not None:
+            seen: set[str] = set()
+            for path in self.files:
+                if _column_kind(path, id_column) is None:
+                    continue  # ids then come from row positions (``row-<i>``), unique by construction
+                rows = _file_rows(path, None if path.suffix == ".csv" else [id_column], BATCH_SIZE)
+                for row in rows:
+                    key = str(_clean_keys(row).get(id_column)).strip()
+                    if key in seen:
+                        raise UsageError(f"{path}: sample id {key!r} ({id_column}) appears more than once; "
+                                         "ids must be unique (remove or renumber the repeated rows)")
+                    seen.add(key)
 
     def describe(self) -> dict[str, Any]:
         """What run.json records about the data read."""
@@ -273,10 +320,43 @@ class DatasetSource:
         }
 
 
+def _confine_cell(value: Any, root: str) -> Any:
+    """A hub image cell holding only a path becomes an ImageRef confined to the dataset folder ``root``."""
+    if isinstance(value, dict) and value.keys() == {"bytes", "path"} and value["bytes"] is None and value["path"]:
+        return ImageRef(path=os.path.join(root, str(value["path"])), root=root)
+    return value
+
+
+def _clean_keys(row: dict[str, Any]) -> dict[str, Any]:
+    """Column names without a byte-order mark or padding (Excel-saved CSVs have both)."""
+    return {str(k).lstrip("\ufeff").strip(): v for k, v in row.items()}
+
+
+def _column_kind(path: Path, name: str) -> str | None:
+    """The arrow type kind of column ``name`` of a table file ("csv" for any CSV column), None when absent."""
+    if path.suffix == ".csv":
+        return "csv" if name in _clean_keys(dict.fromkeys(_columns_of(path))) else None
+    import pyarrow as pa
+
+    schema = _parquet_file(path).schema_arrow if path.suffix == ".parquet" else _open_arrow(path).schema
+    if name not in schema.names:
+        return None
+    t = schema.field(name).type
+    for kind, test in (("string", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
+                       ("integer", pa.types.is_integer), ("floating", pa.types.is_floating),
+                       ("list", lambda t: pa.types.is_list(t) or pa.types.is_large_list(t)),
+                       ("struct", pa.types.is_struct),
+                       ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t))):
+        if test(t):
+            return kind
+    return str(t)
+
+
 def image_ref(value: Any, root: Path | None = None) -> ImageRef:
     """A lazy ImageRef from a hub image cell ``{"bytes", "path"}``, raw bytes, or a path.
 
-    Relative paths resolve against ``root`` (the dataset folder). A record without any image
+    Paths resolve against ``root`` (the dataset folder) and must stay inside it (``ImageRef.load`` refuses
+    ``../..`` and absolute paths elsewhere without opening them). A record without any image
     raises SampleError("bad_record"); undecodable bytes only fail later, in ``ImageRef.load``.
     """
     if isinstance(value, ImageRef):
@@ -289,10 +369,9 @@ def image_ref(value: Any, root: Path | None = None) -> ImageRef:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return ImageRef(data=bytes(value))
     if isinstance(value, (str, Path)) and str(value):
-        p = Path(value)
-        if not p.is_absolute() and root is not None:
-            p = root / p
-        return ImageRef(path=str(p))
+        if root is not None:  # joined lexically; ImageRef.file() checks it stays inside root
+            return ImageRef(path=os.path.join(root, value), root=str(root))
+        return ImageRef(path=str(value))
     raise SampleError("bad_record", f"record has no image (got {type(value).__name__})")
 
 
@@ -334,6 +413,9 @@ def _source(
     for p in files:  # fail at open, with the file named, rather than mid-run
         if p.suffix == ".parquet":
             _parquet_file(p)
+    if len(source) == 0:
+        named = files[0] if len(files) == 1 else f"{root} ({len(files)} files)"
+        raise UsageError(f"{named} holds no rows of {spec.hub_id} ({spec.split}); re-download it or {_FIX}")
     return source
 
 
@@ -466,6 +548,30 @@ def _hub_patterns(spec: DatasetSpec) -> list[str] | None:
             f"{s}-*.parquet", f"{s}.parquet", f"default/{s}/*.parquet"]
 
 
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached now (HF_HUB_OFFLINE, no DNS, no route), else None.
+
+    One DNS lookup and one TCP connect with a 3 s timeout: an offline machine learns it at once instead of
+    through huggingface_hub's retries (about 20 warnings over 23 s).
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return "huggingface_hub is not installed"
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    parts = urlsplit(constants.ENDPOINT)
+    host, port = parts.hostname or "huggingface.co", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return None
+    except OSError as exc:
+        return f"{host} cannot be reached ({exc.strerror or type(exc).__name__})"
+
+
 def _download(spec: DatasetSpec) -> tuple[Path, str]:
     """Fetch only this split's files from the hub (or its local cache when offline)."""
     spec.org_name  # validates the id before any network use
@@ -479,12 +585,14 @@ def _download(spec: DatasetSpec) -> tuple[Path, str]:
     except ImportError as exc:
         raise UsageError(f"huggingface_hub is not installed, so {spec.hub_id} cannot be "
                          f"downloaded; pip install huggingface_hub, or {offline_fix}") from exc
+    local_only = hub_unreachable() is not None  # offline: the local hub cache answers at once, or fails
     try:
         folder = huggingface_hub.snapshot_download(
             repo_id=spec.hub_id,
             repo_type="dataset",
             revision=spec.revision,
             allow_patterns=_hub_patterns(spec),
+            local_files_only=local_only,
         )
     except hub_errors.LocalEntryNotFoundError as exc:
         raise UsageError(

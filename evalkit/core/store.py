@@ -8,9 +8,44 @@ already present and skips them.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
+from evalkit.core.errors import UsageError
 from evalkit.core.results import SampleRecord, read_samples
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``fcntl.flock`` on ``<run>/.lock``) held while a process writes it.
+
+    Two processes resuming the same folder would both generate and append; the second to arrive gets a
+    UsageError naming the holder (pid and host written into the lock file). The kernel drops the lock when
+    its holder exits, however it exits (SIGKILL included), so a stale lock never blocks a resume.
+    """
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise UsageError(f"{run_dir} is in use by {holder}: another evalkit process is writing this run; "
+                             "wait for it to finish (or stop it), then rerun") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        self._fh.flush()
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()  # closing the file drops the flock
 
 
 class SampleStore:

@@ -176,6 +176,9 @@ def score_captions(
         scorer = Meteor()
         try:
             scores["METEOR"] = float(scorer.compute_score(gts, res)[0])
+        except BaseException:  # Ctrl-C / SIGTERM mid-score: stop the JVM now, so exiting never waits on it
+            _stop_meteor(scorer)
+            raise
         finally:
             del scorer  # its __del__ stops the JVM
     if "rouge_l" in metrics:
@@ -191,6 +194,29 @@ def score_captions(
     if "spice" in metrics:
         scores["SPICE"] = _spice(gts, res, java)
     return CaptionResult(scores=scores, cider_per_image=cider_per_image)
+
+
+def _stop_meteor(scorer: object) -> None:
+    """Kill pycocoevalcap's METEOR JVM after an interrupted ``compute_score``. That method takes the wrapper's
+    lock and never releases it on an exception, and ``Meteor.__del__`` acquires the same lock: without this, the
+    process hangs at exit until a second Ctrl-C. The lock is replaced by a free one, so ``__del__`` finds the
+    JVM already gone and returns at once."""
+    import threading
+
+    proc = getattr(scorer, "meteor_p", None)
+    if proc is not None:
+        proc.kill()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a killed process is reaped at once
+            pass
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:
+                pass
+    scorer.lock = threading.Lock()  # type: ignore[attr-defined]
 
 
 def _spice(gts: dict[str, list[str]], res: dict[str, list[str]], java: str) -> float | None:
