@@ -6,6 +6,8 @@ Names: benchmark first, split last (``vqav2_val``). A bare benchmark name means 
 
 from __future__ import annotations
 
+import re
+
 from evalkit.core.errors import UsageError
 from evalkit.core.registry import Registry, load_attr
 
@@ -73,6 +75,8 @@ def expand_tasks(spec: str) -> list[str]:
         prefix = _prefix_of(part)
         if prefix:  # e.g. an installed lmms-eval task, group or tag
             members = tuple(load_attr(PREFIXED_SOURCES[prefix][0])(part))
+        elif any(ch in part for ch in "*?["):  # a pattern: --tasks 'refcoco*'
+            members = _matching(part)
         elif part in GROUPS:
             members = GROUPS[part]
         elif part in ALIASES:
@@ -85,6 +89,28 @@ def expand_tasks(spec: str) -> list[str]:
             if name not in names:
                 names.append(name)
     return names
+
+
+def _matching(pattern: str) -> tuple[str, ...]:
+    """The tasks a shell-style pattern names: fnmatch (case-insensitive) over task names, groups and aliases, each
+    group or alias matched standing for its tasks. Nothing matched: a UsageError listing the near names."""
+    import difflib
+    from fnmatch import fnmatch
+
+    names = TASKS.names()
+    out: list[str] = []
+    for name in names + sorted(GROUPS) + sorted(ALIASES):
+        if fnmatch(name.lower(), pattern.lower()):
+            members = GROUPS.get(name) or ((ALIASES[name],) if name in ALIASES else (name,))
+            out += [m for m in members if m not in out]
+    if out:
+        return tuple(out)
+    every = names + sorted(GROUPS) + sorted(ALIASES)
+    stem = max((chunk for chunk in re.split(r"[*?\[\]]+", pattern.lower()) if chunk), key=len, default="")
+    near = [n for n in every if stem[:3] and stem[:3] in n.lower()]
+    near += [n for n in difflib.get_close_matches(stem, every, n=5, cutoff=0.5) if n not in near]
+    hint = f"; near: {', '.join(sorted(near, key=len)[:8])}" if near else ""
+    raise UsageError(f"--tasks {pattern!r} matches no task, group or alias{hint} (see `evalkit list tasks`)")
 
 
 def get_task(name: str) -> Task:

@@ -163,3 +163,23 @@ def test_terminal_tables_fold_long_names_instead_of_cutting_them() -> None:
     assert "…" not in text and "┃" in text  # a rich table, folded
     joined = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     assert "shapes_grounding_long_name" in joined
+
+
+# -- task patterns ---------------------------------------------------------------------------------------------
+
+def test_task_patterns_match_names_groups_and_aliases() -> None:
+    from evalkit.tasks import GROUPS, expand_tasks
+
+    assert set(expand_tasks("refcoco*")) == set(GROUPS["grounding"])
+    assert expand_tasks("shapes_*,vqav2") == ["shapes_caption", "shapes_grounding", "shapes_pairs", "shapes_vqa",
+                                              "vqav2_val"]
+    assert expand_tasks("*TESTA") == ["refcoco+_testA", "refcoco_testA"]  # case-insensitive
+    assert expand_tasks("vqav?") == ["vqav2_val"]  # an alias stands for its task
+    assert expand_tasks("captioning*") == list(GROUPS["captioning"])  # a group for its members
+
+
+def test_a_pattern_matching_nothing_lists_near_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--model", "reference", "--tasks", "refcocoo*"]) == 2
+    err = capsys.readouterr().err
+    assert "'refcocoo*' matches no task, group or alias; near: refcoco, refcoco+, refcocog" in err
+    assert len(err.strip().splitlines()) == 1
