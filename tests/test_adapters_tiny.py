@@ -79,11 +79,12 @@ CASES = [
     Case("florence2", "florence2", "florence2", "{full}", "<image>" * 17 + "<s>{full}</s>", "florence2",
          ),
     # 64x48 px -> anyres: a 32 px base image and 64x32 px of tiles, with a newline embedding per tile row
-    Case("llava_next", "llava", "llava_next", "USER: <image>\n{full} ASSISTANT:",
-         "<s>USER: " + "<image>" * 24 + "\n{full} ASSISTANT:", "norm_xyxy"),
+    # llava-v1.6-mistral-7b-hf's and llava-onevision-qwen2-*-ov-hf's own chat templates (tiny_models)
+    Case("llava_next", "llava", "llava_next", "[INST] <image>\n{full} [/INST]",
+         "<s>[INST] " + "<image>" * 24 + "\n{full} [/INST]", "norm_xyxy"),
     Case("llava_onevision", "llava", "llava_onevision",
-         "<|im_start|>user\n<image>\n{full}<|im_end|>\n<|im_start|>assistant\n",
-         "<|im_start|>user\n" + "<image>" * 24 + "\n{full}<|im_end|>\n<|im_start|>assistant\n", "norm_xyxy"),
+         "<|im_start|>user <image>\n{full}<|im_end|><|im_start|>assistant\n",
+         "<|im_start|>user " + "<image>" * 24 + "\n{full}<|im_end|><|im_start|>assistant\n", "norm_xyxy"),
 ]
 IDS = [c.variant for c in CASES]
 QUESTION = "What color is the circle?"

@@ -503,6 +503,8 @@ def add_parser(sub: Any) -> None:
                    help="compare even when the runs used different prompt protocols (--protocol)")
     p.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default 0)")
+    p.add_argument("--html", type=Path, default=None,
+                   help="also write the sample viewer page of the two runs here (as `evalkit view BASE CAND`)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -517,4 +519,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps(cmp.to_json(args.fail_on_regression), indent=2))
     else:
         print_comparison(cmp, args.fail_on_regression)
+    if args.html:
+        import sys
+
+        from evalkit.commands.view import write_compare_page
+
+        print(f"wrote {write_compare_page(cmp, args.html)}", file=sys.stderr)
     return 1 if args.fail_on_regression and cmp.regressions else 0

@@ -76,6 +76,17 @@ class Leaderboard:
     columns: list[TaskColumn]
     skipped: list[str] = field(default_factory=list)
 
+    def protocol_note(self) -> str | None:
+        """A warning when the runs used different prompt protocols (their scores are not comparable)."""
+        from collections import Counter
+
+        counts = Counter(e.record.config.protocol for e in self.entries)
+        if len(counts) < 2:
+            return None
+        listed = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
+        return (f"runs use different prompt protocols ({listed} runs): scores of different protocols are not "
+                f"comparable (see the protocol column, docs/protocols.md)")
+
 
 # -- discovery ----------------------------------------------------------------------------------------
 
@@ -178,12 +189,16 @@ def _memory_text(e: Entry) -> str:
 
 
 def table_columns(lb: Leaderboard) -> list[Column]:
-    """model, checkpoint, backend, date, one column per task, samples/s, generated tokens/s, peak memory."""
+    """model, checkpoint, backend, (protocol where runs differ in it), date, one column per task, samples/s,
+    generated tokens/s, peak memory."""
     tel = lambda e: e.record.telemetry  # noqa: E731
     return [
         Column("model", "model", False, lambda e: e.model, lambda e: e.model),
         Column("checkpoint", "checkpoint", False, lambda e: e.checkpoint, lambda e: e.checkpoint),
         Column("backend", "backend", False, lambda e: e.record.backend, lambda e: e.record.backend),
+        # shown only when the runs used more than one protocol (protocol_note says so too)
+        *([Column("protocol", "protocol", False, lambda e: e.record.config.protocol,
+                  lambda e: e.record.config.protocol)] if lb.protocol_note() else []),
         Column("date", "date", False, lambda e: e.record.created_at, lambda e: e.date),
         *(_task_column(c) for c in lb.columns),
         Column("samples_per_s", "samples/s", True, lambda e: tel(e).samples_per_s,

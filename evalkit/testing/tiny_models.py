@@ -448,25 +448,59 @@ def build_internvl(folder: str | Path) -> Path:
 
 # ---- LLaVA-NeXT and LLaVA-OneVision (any-resolution tiling) ---------------------------------------------------
 
+# The chat templates published with the llava-hf checkpoints (chat_template.json), verbatim.
+# llava-hf/llava-1.5-7b-hf: "USER: <image>\n{text} ASSISTANT:"; a system turn's text comes first, unprefixed.
+LLAVA_15_HF_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
+    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}"
+    "{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+# llava-hf/llava-v1.6-mistral-7b-hf: "[INST] <image>\n{text} [/INST]"
+LLAVA_NEXT_MISTRAL_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}"
+    "{{ '<<SYS>>\n' + message['content'][0]['text'] + '\n<</SYS>>\n\n' }}{% elif message['role'] == 'user' %}"
+    "{{ '[INST] ' }}{# Render all images first #}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{# Render all text next #}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] }}{% endfor %}{{' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' ' + message['content'][0]['text'] + '</s> '}}{% else %}"
+    "{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
+)
+# llava-hf/llava-onevision-qwen2-*-ov-hf: "<|im_start|>user <image>\n{text}<|im_end|><|im_start|>assistant\n" (a
+# space after the role, no newline after <|im_end|>, no default system turn).
+LLAVA_ONEVISION_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + ' '}}{# Render all images first #}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
+    "{{ '<video>' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ '\n' + content['text'] }}"
+    "{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ '\n' + content['text'] }}{% endgeneration %}{% endfor %}{% endif %}{{'<|im_end|>'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
 # Tiles of 32 px: a 32x32 base image plus up to 2x2 tiles, each 2x2 patches of 16 px (4 tokens per tile).
 LLAVA_TILE = 32
 LLAVA_PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
 
 
 def build_llava_next(folder: str | Path, onevision: bool = False) -> Path:
-    """LLaVA-NeXT (CLIP + Llama, the LLaVA-1.5 prompt format) or LLaVA-OneVision (SigLIP + Qwen2, ChatML).
+    """LLaVA-NeXT (CLIP + a Llama-architecture LM with llava-v1.6-mistral's chat template) or LLaVA-OneVision
+    (SigLIP + Qwen2, the llava-onevision-qwen2 chat template).
 
     Both tile the image (anyres) and append an ``image_newline`` embedding per row of tile features.
     """
     import transformers as tf
 
-    from evalkit.testing.tiny_llava import LLAVA_CHAT_TEMPLATE
-
     vision = dict(hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1, num_attention_heads=2,
                   image_size=LLAVA_TILE, patch_size=16)
     if onevision:
         tok = family_tokenizer(("<|im_start|>", "<image>", "<video>"), bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-                               add_bos=False, chat_template=INTERNVL_TEMPLATE.replace("<IMG_CONTEXT>\\n", "<image>\\n"),
+                               add_bos=False, chat_template=LLAVA_ONEVISION_TEMPLATE,
                                image_token="<image>", video_token="<video>")
         text = tf.Qwen2Config(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
                               num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
@@ -487,7 +521,7 @@ def build_llava_next(folder: str | Path, onevision: bool = False) -> Path:
                                                vision_aspect_ratio="anyres_max_9", chat_template=tok.chat_template)
         model_cls = tf.LlavaOnevisionForConditionalGeneration
     else:
-        tok = family_tokenizer(("<image>",), chat_template=LLAVA_CHAT_TEMPLATE, image_token="<image>")
+        tok = family_tokenizer(("<image>",), chat_template=LLAVA_NEXT_MISTRAL_TEMPLATE, image_token="<image>")
         text = tf.LlamaConfig(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=256, num_hidden_layers=1,
                               num_attention_heads=2, num_key_value_heads=2, head_dim=HEAD_DIM,
                               max_position_embeddings=512, bos_token_id=tok.bos_token_id,
@@ -502,7 +536,7 @@ def build_llava_next(folder: str | Path, onevision: bool = False) -> Path:
                                                      image_grid_pinpoints=LLAVA_PINPOINTS)
         processor = tf.LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=16,
                                           vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                                          chat_template=LLAVA_CHAT_TEMPLATE)
+                                          chat_template=LLAVA_NEXT_MISTRAL_TEMPLATE)
         model_cls = tf.LlavaNextForConditionalGeneration
     return finish(seeded(model_cls, config), processor, folder,
                   hub_prefixes=(("vision_tower.", "vision_tower.vision_model."),))
