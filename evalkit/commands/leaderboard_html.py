@@ -36,6 +36,7 @@ tbody.run:hover tr.summary{background:#f8f9fc}tbody.incomplete tr.summary{backgr
 .badge{display:inline-block;margin-left:6px;padding:0 6px;border-radius:8px;background:#f0b429;color:#3a2a00;
 font-size:12px}
 button.toggle{border:0;background:none;cursor:pointer;font-size:14px;padding:0 4px}
+a.view{margin-left:8px;font-size:12px}
 #board>tbody>tr.details>td{background:#fafbfd;padding:12px 16px}
 .details h3{font-size:14px;margin:10px 0 4px}.details table{border-collapse:collapse;margin-bottom:6px}
 .details td,.details th{padding:2px 12px 2px 0;font-size:13px;text-align:left;vertical-align:top}
@@ -157,6 +158,9 @@ def _cell(c: Column, e: Entry) -> str:
     text = escape(c.text(e))
     if c.key == "model" and not e.complete:
         text += f"<span class='badge'>{escape(e.record.status)}</span>"
+    if c.key == "model" and (view := e.run_dir / "view.html").is_file():  # written by `evalkit view RUN`
+        text += (f"<a class='view' href='{_attr(view.resolve().as_uri())}' title='the samples (evalkit view)'>"
+                 "samples</a>")
     return f"<td class='{cls}' data-key='{_attr(c.key)}' data-sort='{_attr(value)}'>{text}</td>"
 
 

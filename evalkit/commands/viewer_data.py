@@ -244,29 +244,31 @@ def _rank(row: dict[str, Any]) -> tuple[int, int]:
 
 
 def choose_images(views: list[TaskView], budget: int) -> dict[str, set[str]]:
-    """Which samples get a thumbnail: wrong (flipped) first, in turn across tasks, both halves of a pair,
-    at most ``budget`` samples in all. Returns sample ids by task."""
-    queues = [sorted(v.rows, key=_rank) for v in views]
+    """Which samples get a thumbnail: wrong (flipped) ones first, then partly right, failed, unscored and right,
+    in turn across tasks within each of those; both halves of a pair; at most ``budget`` samples in all.
+    Returns sample ids by task."""
+    order: list[tuple[tuple[int, int], int, int, dict[str, Any]]] = []
     partners: list[dict[str, list[str]]] = []
-    for v in views:
+    for k, v in enumerate(views):
         by_pair: dict[str, list[str]] = {}
+        seen: dict[tuple[int, int], int] = {}
         for r in v.rows:
             if "pk" in r:
                 by_pair.setdefault(r["pk"], []).append(r["i"])
+            rank = _rank(r)
+            seen[rank] = seen.get(rank, -1) + 1
+            order.append((rank, seen[rank], k, r))
         partners.append(by_pair)
+    order.sort(key=lambda x: x[:3])
     chosen: dict[str, set[str]] = {v.name: set() for v in views}
     taken = 0
-    for depth in range(max((len(q) for q in queues), default=0)):
-        for k, v in enumerate(views):
-            if depth >= len(queues[k]):
-                continue
-            row = queues[k][depth]
-            for sid in partners[k].get(row.get("pk", ""), [row["i"]]) if "pk" in row else [row["i"]]:
-                if taken >= budget:
-                    return chosen
-                if sid not in chosen[v.name]:
-                    chosen[v.name].add(sid)
-                    taken += 1
+    for _, _, k, row in order:
+        for sid in partners[k][row["pk"]] if "pk" in row else [row["i"]]:
+            if taken >= budget:
+                return chosen
+            if sid not in chosen[views[k].name]:
+                chosen[views[k].name].add(sid)
+                taken += 1
     return chosen
 
 
