@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.core.errors import UsageError
+from evalkit.core.hf_cache import NotCached, datasets_cache_dir, hub_cache_dir, prepared_split
 from evalkit.core.types import ImageRef, SampleError
 
 BATCH_SIZE = 256  # rows per record batch; with ~100-row hub row groups this bounds memory
@@ -398,7 +399,13 @@ def open_dataset(
     if data_dir is not None:
         root, revision = _mirror_folder(spec, Path(data_dir).expanduser())
         return _source(spec, root, _find_files(spec, root), revision=revision)
-    root, revision = _download(spec)
+    try:
+        root, revision = _download(spec)
+    except NotCached:  # offline and not in the hub cache: what datasets.load_dataset prepared (HF_DATASETS_CACHE)
+        prepared = prepared_split(spec.hub_id, spec.config, spec.split)
+        if prepared is None:
+            raise
+        return _source(spec, prepared[0], prepared[1], f"hf-datasets-cache://{prepared[0]}")
     return _source(spec, root, _find_files(spec, root), f"hf://{spec.hub_id}@{revision}", revision)
 
 
@@ -585,7 +592,8 @@ def _download(spec: DatasetSpec) -> tuple[Path, str]:
     except ImportError as exc:
         raise UsageError(f"huggingface_hub is not installed, so {spec.hub_id} cannot be "
                          f"downloaded; pip install huggingface_hub, or {offline_fix}") from exc
-    local_only = hub_unreachable() is not None  # offline: the local hub cache answers at once, or fails
+    unreachable = hub_unreachable()
+    local_only = unreachable is not None  # offline: the local hub cache answers at once, or fails
     try:
         folder = huggingface_hub.snapshot_download(
             repo_id=spec.hub_id,
@@ -595,8 +603,9 @@ def _download(spec: DatasetSpec) -> tuple[Path, str]:
             local_files_only=local_only,
         )
     except hub_errors.LocalEntryNotFoundError as exc:
-        raise UsageError(
-            f"{spec.hub_id} is not in the local hub cache and the hub cannot be reached; "
+        raise NotCached(
+            f"{spec.hub_id} is not in the hub cache ({hub_cache_dir()}) nor prepared in the datasets cache "
+            f"({datasets_cache_dir()}), and the hub cannot be reached ({unreachable or 'offline'}); "
             f"{offline_fix}"
         ) from exc
     except hub_errors.RevisionNotFoundError as exc:
