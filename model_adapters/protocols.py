@@ -121,3 +121,44 @@ def lmms_eval_chat(system: str | None = None, wrapper: str = "") -> dict[str, En
                         source=f"{LMMS} lmms_eval/tasks/mmvp/utils.py mmvp_doc_to_text, mmvp/_default_template_yaml"
                                f"{where}"),
     }
+
+
+# ---- docs/protocols.md's table, generated from the family records ------------------------------------------
+
+DOC_KINDS = ("vqa", "caption", "grounding", "choice", "open")
+NO_FORMAT = "no official format: the evalkit text"
+
+
+def _cell(text: str | None) -> str:
+    if text is None:
+        return "—"
+    shown = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("|", "\\|")
+    return f"`{shown}`" if shown.strip() else "`''`"
+
+
+def markdown_table() -> str:
+    """One row per (protocol, family, task kind, model_types with the same entry): the exact text, the system
+    prompt, option layout, token limit and source. docs/protocols.md holds this between its markers."""
+    from evalkit.adapters import all_adapters
+
+    lines = ["| protocol | family | model types | task kind | system prompt | text | options | max new tokens | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for protocol in (p for p in PROTOCOLS if p != DEFAULT_PROTOCOL):
+        for adapter in all_adapters():
+            if adapter.encoder or not adapter.backends or adapter.family == "openai":  # nothing to prompt
+                continue
+            for kind in DOC_KINDS:
+                groups: dict[Entry, list[str]] = {}
+                for model_type in adapter.model_types:
+                    groups.setdefault(resolve(adapter.protocols, protocol, kind, model_type), []).append(model_type)
+                for entry, types in groups.items():
+                    scope = "all" if len(types) == len(adapter.model_types) else ", ".join(types)
+                    generic = entry.text is None
+                    lines.append("| " + " | ".join([
+                        protocol, f"`{adapter.family}`", scope, kind, _cell(entry.system),
+                        f"— ({NO_FORMAT})" if generic else _cell(entry.text),
+                        entry.options if "{options}" in (entry.text or "") else "—",
+                        str(entry.max_new_tokens or "task's"),
+                        entry.source.replace("|", "\\|").replace("<", "&lt;") or NO_FORMAT,
+                    ]) + " |")
+    return "\n".join(lines) + "\n"
