@@ -112,7 +112,8 @@ class MMVPTask(HubTask):
             words, fixed = CORRECTIONS[index]
             if words in question.lower():
                 target, changed = fixed, fixed != original
-        meta.update(options=options, original_answer=original, corrected=changed)
+        # raw_question: the bare question, for prompt protocols that lay the options out their own way.
+        meta.update(options=options, original_answer=original, corrected=changed, raw_question=question)
         return Sample(
             id=str(index),
             question=f"{question}\n{options_text}{CHOICE_SUFFIX}",

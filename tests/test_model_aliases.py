@@ -126,3 +126,12 @@ def test_named_checkpoint_grounding_decodes_its_own_box_format(name: str, answer
     ctx = ParseContext(box_format=runner.adapter.box_format_for(runner.spec.model_type))
     parsed = task.parse(runner.adapter.parse(answer, kind="grounding"), {"width": 640, "height": 480}, ctx)
     assert parsed == pytest.approx(box)
+
+
+def test_a_family_no_backend_runs_says_why() -> None:
+    from evalkit.core.errors import UsageError
+    from evalkit.runner.options import RunOptions
+    from evalkit.runner.pipeline import Runner
+
+    with pytest.raises(UsageError, match="the mplug_owl family cannot be run: .*AutoProcessor"):
+        Runner(RunOptions(model="mplug-owl3-2b", tasks=["shapes_vqa"], progress=False))

@@ -27,6 +27,9 @@ GROUNDING = Sample(id="g", question=f"Please provide the bounding box coordinate
 # As tasks/mmvp.py writes it: the question, MMVP's own option line, the letter instruction; options in metadata.
 CHOICE = Sample(id="m", question=f"{Q}\n(a) left (b) right\nAnswer with the option's letter from the given choices "
                 "directly.", metadata={"options": ["left", "right"]})
+# tasks/mmvp.py also records the bare question (raw_question); the options are laid out by the protocol.
+CHOICE_RAW = Sample(id="r", question=f"Q: {Q}\n(a) left (b) right", metadata={"options": ["left", "right"],
+                                                                           "raw_question": Q})
 SHORT = "\nAnswer the question using a single word or phrase."
 LETTER = "\nAnswer with the option's letter from the given choices directly."
 VICUNA = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
@@ -109,6 +112,7 @@ GOLDEN = [
     # fixed prompt formats (the whole prompt)
     ("paligemma", "paligemma", None, CHOICE, "choice", "paper", f"answer en  {Q} choose from: left \t right"),
     ("paligemma", "paligemma", None, CHOICE, "choice", "evalkit", f"answer en {CHOICE.question}"),
+    ("paligemma", "paligemma", None, CHOICE_RAW, "choice", "paper", f"answer en  {Q} choose from: left \t right"),
     ("paligemma", "paligemma", None, VQA, "vqa", "lmms-eval", f"answer en {Q}"),  # no lmms-eval wrapper: generic
     ("blip2", "blip-2", None, CAPTION, "caption", "paper", "a photo of"),
     ("blip2", "blip-2", None, CAPTION, "caption", "evalkit", ""),
