@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -95,12 +96,15 @@ class ImageRef:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            if self.data is not None:
-                img = Image.open(io.BytesIO(self.data))
-            elif self.path is not None:
-                img = Image.open(self.file())
-            else:
-                raise SampleError("image_decode", "record has no image bytes and no path")
+            with warnings.catch_warnings():  # our own cap (_check_pixels) replaces Pillow's bomb warning
+                if max_image_pixels():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                if self.data is not None:
+                    img = Image.open(io.BytesIO(self.data))
+                elif self.path is not None:
+                    img = Image.open(self.file())
+                else:
+                    raise SampleError("image_decode", "record has no image bytes and no path")
             _check_pixels(img.size)  # the header is read; no pixel is decoded yet
             img.load()
             return img.convert("RGB")
