@@ -278,7 +278,8 @@ def test_hub_errors_become_usage_errors(monkeypatch) -> None:
         raise LocalEntryNotFoundError("cannot reach the hub and nothing cached")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(UsageError, match=f"{VQA} is not in the local hub cache.*--data-dir DIR"):
+    with pytest.raises(UsageError,
+                       match=f"{VQA} is not in the hub cache .* nor prepared in the datasets cache .*--data-dir DIR"):
         open_dataset(DatasetSpec(VQA, "validation"))
 
     def unreachable(*args, **kwargs):
