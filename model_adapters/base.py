@@ -146,6 +146,10 @@ class Adapter:
     encoder: bool = False
     # Why no backend runs this family (then ``backends`` is empty); "" for runnable families.
     not_runnable: str = ""
+    # The tiny test checkpoints of each model_type: keys of evalkit.testing.tiny_models.VARIANTS ("tiny_llava":
+    # evalkit.testing.tiny_llava), all run by tests/test_adapters_tiny.py; ``tiny_missing``: why a model_type has none.
+    tiny_variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tiny_missing: dict[str, str] = field(default_factory=dict)
     # Protocol entries beyond the default one: protocol -> task kind (or "kind@model_type") -> Entry.
     protocols: dict[str, dict[str, Entry]] = field(default_factory=dict)
     # Set by ``bind`` for a run: the protocol and the checkpoint's config.json model_type.

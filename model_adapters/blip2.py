@@ -15,6 +15,7 @@ ADAPTER = FixedPromptAdapter(
     family="blip2",
     default_checkpoint="Salesforce/blip2-opt-2.7b",
     model_types=("blip-2",),
+    tiny_variants={"blip-2": ("blip2_opt", "blip2_t5")},
     checkpoints={
         "blip2-opt-2.7b": Checkpoint("Salesforce/blip2-opt-2.7b", "blip-2"),
         "blip2-opt-6.7b": Checkpoint("Salesforce/blip2-opt-6.7b", "blip-2"),

@@ -11,6 +11,7 @@ ADAPTER = EncoderAdapter(
     family="clip",
     default_checkpoint="openai/clip-vit-large-patch14",  # ViT-L/14, the encoder MMVP-VLM's script evaluates
     model_types=("clip",),
+    tiny_variants={"clip": ("clip",)},
     checkpoints={
         "clip-vit-base-patch32": Checkpoint("openai/clip-vit-base-patch32", "clip"),
         "clip-vit-base-patch16": Checkpoint("openai/clip-vit-base-patch16", "clip"),

@@ -14,6 +14,7 @@ ADAPTER = FixedPromptAdapter(
     family="florence2",
     default_checkpoint="florence-community/Florence-2-large",
     model_types=("florence2",),
+    tiny_variants={"florence2": ("florence2",)},
     checkpoints={
         "florence-2-base": Checkpoint("florence-community/Florence-2-base", "florence2"),
         "florence-2-large": Checkpoint("florence-community/Florence-2-large", "florence2"),

@@ -11,6 +11,8 @@ ADAPTER = Adapter(
     family="idefics",
     default_checkpoint="HuggingFaceM4/Idefics3-8B-Llama3",
     model_types=("idefics2", "idefics3", "smolvlm"),
+    tiny_variants={"idefics2": ("idefics2",), "idefics3": ("idefics3",)},
+    tiny_missing={"smolvlm": "its processor needs the num2words package, not installed here"},
     checkpoints={
         "idefics2-8b": Checkpoint("HuggingFaceM4/idefics2-8b", "idefics2"),
         "idefics3-8b": Checkpoint("HuggingFaceM4/Idefics3-8B-Llama3", "idefics3"),

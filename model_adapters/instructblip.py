@@ -13,6 +13,7 @@ ADAPTER = FixedPromptAdapter(
     family="instructblip",
     default_checkpoint="Salesforce/instructblip-vicuna-7b",
     model_types=("instructblip",),
+    tiny_variants={"instructblip": ("instructblip",)},
     checkpoints={
         "instructblip-vicuna-7b": Checkpoint("Salesforce/instructblip-vicuna-7b", "instructblip"),
         "instructblip-vicuna-13b": Checkpoint("Salesforce/instructblip-vicuna-13b", "instructblip"),

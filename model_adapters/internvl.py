@@ -15,6 +15,7 @@ ADAPTER = Adapter(
     family="internvl",
     default_checkpoint="OpenGVLab/InternVL3-1B-hf",
     model_types=("internvl",),
+    tiny_variants={"internvl": ("internvl",)},
     checkpoints={
         "internvl3-1b": Checkpoint("OpenGVLab/InternVL3-1B-hf", "internvl"),
         "internvl3-2b": Checkpoint("OpenGVLab/InternVL3-2B-hf", "internvl"),

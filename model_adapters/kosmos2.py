@@ -33,6 +33,7 @@ ADAPTER = Kosmos2Adapter(
     family="kosmos2",
     default_checkpoint="microsoft/kosmos-2-patch14-224",
     model_types=("kosmos-2",),
+    tiny_variants={"kosmos-2": ("kosmos2",)},
     checkpoints={"kosmos-2": Checkpoint("microsoft/kosmos-2-patch14-224", "kosmos-2")},
     box_format="kosmos2",
     hf_model_class="Kosmos2ForConditionalGeneration",

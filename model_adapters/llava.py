@@ -28,6 +28,7 @@ ADAPTER = Adapter(
     family="llava",
     default_checkpoint="llava-hf/llava-1.5-7b-hf",
     model_types=("llava", "llava_next", "llava_onevision"),
+    tiny_variants={"llava": ("tiny_llava",), "llava_next": ("llava_next",), "llava_onevision": ("llava_onevision",)},
     checkpoints={
         "llava-1.5-7b": Checkpoint("llava-hf/llava-1.5-7b-hf", "llava"),
         "llava-1.5-13b": Checkpoint("llava-hf/llava-1.5-13b-hf", "llava"),

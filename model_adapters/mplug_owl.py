@@ -33,6 +33,7 @@ ADAPTER = MplugOwl3Adapter(
     family="mplug_owl",
     default_checkpoint="mPLUG/mPLUG-Owl3-7B-240728",
     model_types=("mplugowl3",),
+    tiny_missing={"mplugowl3": "no backend runs the family (not_runnable)"},
     checkpoints={
         "mplug-owl3-7b": Checkpoint("mPLUG/mPLUG-Owl3-7B-240728", "mplugowl3"),
         "mplug-owl3-2b": Checkpoint("mPLUG/mPLUG-Owl3-2B-241014", "mplugowl3"),

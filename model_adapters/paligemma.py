@@ -14,6 +14,7 @@ ADAPTER = FixedPromptAdapter(
     family="paligemma",
     default_checkpoint="google/paligemma-3b-mix-224",
     model_types=("paligemma",),
+    tiny_variants={"paligemma": ("paligemma",)},
     checkpoints={
         "paligemma-3b-mix-224": Checkpoint("google/paligemma-3b-mix-224", "paligemma"),
         "paligemma-3b-mix-448": Checkpoint("google/paligemma-3b-mix-448", "paligemma"),

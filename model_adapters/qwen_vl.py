@@ -27,6 +27,7 @@ ADAPTER = Adapter(
     family="qwen_vl",
     default_checkpoint="Qwen/Qwen2.5-VL-7B-Instruct",
     model_types=("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"),
+    tiny_variants={mt: (mt,) for mt in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe")},
     checkpoints={
         "qwen2-vl-2b": Checkpoint("Qwen/Qwen2-VL-2B-Instruct", "qwen2_vl"),
         "qwen2-vl-7b": Checkpoint("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl"),

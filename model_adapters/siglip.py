@@ -12,6 +12,7 @@ ADAPTER = EncoderAdapter(
     family="siglip",
     default_checkpoint="google/siglip-so400m-patch14-384",
     model_types=("siglip",),
+    tiny_variants={"siglip": ("siglip",)},
     checkpoints={
         "siglip-base-patch16-224": Checkpoint("google/siglip-base-patch16-224", "siglip"),
         "siglip-large-patch16-384": Checkpoint("google/siglip-large-patch16-384", "siglip"),

@@ -9,6 +9,7 @@ import pytest
 from evalkit.adapters import all_adapters, get_adapter
 from evalkit.adapters.base import Adapter, FixedPromptAdapter, PromptFields, infer_kind
 from evalkit.adapters.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+from evalkit.testing.tiny_models import VARIANTS
 from evalkit.core.errors import UsageError
 from evalkit.core.boxes import BOX_FORMATS, decode_box
 from evalkit.runner.models import detect_family, resolve_model
@@ -165,6 +166,10 @@ def test_every_adapter_is_consistent() -> None:
         for ckpt in a.checkpoints.values():
             assert ckpt.model_type in a.model_types, (a.family, ckpt)
         assert a.family == "openai" or a.model_type_of(a.default_checkpoint) is not None, a.family
+        # the family record names a tiny test checkpoint for each model_type, or why there is none
+        assert set(a.tiny_variants) | set(a.tiny_missing) == set(a.model_types), a.family
+        assert not set(a.tiny_variants) & set(a.tiny_missing), a.family
+        assert all(v in VARIANTS or v == "tiny_llava" for vs in a.tiny_variants.values() for v in vs), a.family
         for protocol, entries in a.protocols.items():
             assert protocol in PROTOCOLS and protocol != DEFAULT_PROTOCOL, (a.family, protocol)
             for key, entry in entries.items():

@@ -87,6 +87,16 @@ CASES = [
          "<|im_start|>user " + "<image>" * 24 + "\n{full}<|im_end|><|im_start|>assistant\n", "norm_xyxy"),
 ]
 IDS = [c.variant for c in CASES]
+
+
+def test_cases_are_the_family_records_tiny_checkpoints() -> None:
+    """CASES runs every tiny checkpoint the family records name (LLaVA-1.5's tiny_llava and the encoders are
+    run by their own tests), each under the family and model_type its record gives it."""
+    from evalkit.adapters import all_adapters
+
+    named = {(v, a.family, mt) for a in all_adapters() if not a.encoder
+             for mt, variants in a.tiny_variants.items() for v in variants if v != "tiny_llava"}
+    assert {(c.variant, c.family, c.model_type) for c in CASES} == named
 QUESTION = "What color is the circle?"
 FULL = QUESTION + "\nAnswer the question using a single word or phrase."
 
