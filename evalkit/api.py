@@ -70,16 +70,20 @@ def evaluate(model: Any, tasks: str | Sequence[str], *, processor: Any = None, n
     values = _options(options)
     task_spec = tasks if isinstance(tasks, str) else ",".join(tasks)
     if isinstance(model, (str, Path)):
-        if processor is not None:
-            raise UsageError("processor= goes with a model object in memory; a model named by string loads its own")
+        if processor is not None or name is not None:
+            raise UsageError("processor= and name= go with a model object in memory; a model named by string "
+                             "loads its own and is named by it")
         opts = RunOptions(model=str(model), tasks=expand_tasks(task_spec), **values)
-        record, run_dir = Runner(opts).run()
+        with _sigterm_kept():
+            record, run_dir = Runner(opts).run()
         return _evaluation(record, run_dir)
+    if values.get("dtype", "auto") != "auto":
+        raise UsageError(f"dtype={values['dtype']!r}: a model in memory runs in its own dtype; cast it first")
     processor = processor if processor is not None else _processor_of(model)
     label = name or Path(str(getattr(getattr(model, "config", None), "_name_or_path", "") or "")).name \
         or type(model).__name__
     opts = RunOptions(model=label, tasks=expand_tasks(task_spec), preloaded=(model, processor), **values)
-    with _restored(model, processor):
+    with _sigterm_kept(), _restored(model, processor):
         record, run_dir = Runner(opts).run()
     return _evaluation(record, run_dir)
 
@@ -127,19 +131,31 @@ def _processor_of(model: Any) -> Any:
 
 
 @contextmanager
-def _restored(model: Any, processor: Any) -> Iterator[None]:
-    """Leave the caller's objects and process as they were: train/eval mode, tokenizer padding side and pad token,
-    the torch RNG (the backend seeds it), the SIGTERM handler (the runner turns SIGTERM into an interrupt)."""
+def _sigterm_kept() -> Iterator[None]:
+    """The runner turns SIGTERM into an interrupt (a scheduler stopping a CLI job); a caller's handler comes back."""
     import signal
     import threading
 
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def _restored(model: Any, processor: Any) -> Iterator[None]:
+    """Leave the caller's model as it was: train/eval mode, device (``device=`` may move it), tokenizer padding side
+    and pad token, and the torch RNG (the backend seeds it)."""
     import torch
 
     tokenizer = getattr(processor, "tokenizer", processor)
     saved = (getattr(model, "training", None), getattr(tokenizer, "padding_side", None),
              getattr(tokenizer, "pad_token", None))
-    main = threading.current_thread() is threading.main_thread()
-    sigterm = signal.getsignal(signal.SIGTERM) if main else None
     device = getattr(model, "device", None)
     cuda = [device.index or 0] if getattr(device, "type", None) == "cuda" else []
     try:
@@ -148,9 +164,9 @@ def _restored(model: Any, processor: Any) -> Iterator[None]:
     finally:
         if saved[0] is not None:
             model.train(saved[0])
+        if device is not None and getattr(model, "device", None) != device:
+            model.to(device)
         if saved[1] is not None:
             tokenizer.padding_side = saved[1]
         if saved[2] is None and getattr(tokenizer, "pad_token", None) is not None:
             tokenizer.pad_token = None
-        if main and sigterm is not None:
-            signal.signal(signal.SIGTERM, sigterm)
