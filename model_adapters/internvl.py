@@ -32,6 +32,13 @@ ADAPTER = Adapter(
     vllm_engine_args={"limit_mm_per_prompt": {"image": 1}},
     protocols={
         "paper": {
+            # InternVL's textvqa_val entry (no OCR tokens; textvqa_val_ocr is LLaVA's jsonl) and vqav2/okvqa/gqa
+            "vqa": Entry("{question} Answer the question using a single word or phrase.", max_new_tokens=10,
+                         source=f"{_EVAL}/vqa/evaluate_vqa.py (question + ' ' + base_prompt, max_new_tokens 10; "
+                                "5 beams below 20B parameters)"),
+            "caption": Entry("Provide a one-sentence caption for the provided image.", max_new_tokens=30,
+                             source=f"{_EVAL}/caption/evaluate_caption.py (max_new_tokens 30, min_new_tokens 8; "
+                                    "5 beams below 20B parameters)"),
             "grounding": Entry("Please provide the bounding box coordinate of the region this sentence describes: "
                                "<ref>{expression}</ref>", source=f"{_EVAL}/refcoco/evaluate_grounding.py"),
             "choice": Entry("{question}\n{options}\nAnswer with the option's letter from the given choices directly.",

@@ -104,6 +104,9 @@ GOLDEN = [
     ("qwen_vl", "qwen2_5_vl", QWEN2_VL_TEMPLATE, CHOICE, "choice", "lmms-eval",
      f"{QWEN_SYS}{QWEN_USER}{Q}\nA. left\nB. right{LETTER}{QWEN_END}"),
     # InternVL: its own eval scripts
+    ("internvl", "internvl", INTERNVL_TEMPLATE, TEXTVQA, "vqa", "paper",
+     f"<|im_start|>user\n<IMG_CONTEXT>\nwhat is written? Answer the question using a single word or phrase."
+     f"{QWEN_END}"),
     ("internvl", "internvl", INTERNVL_TEMPLATE, CHOICE, "choice", "paper",
      f"<|im_start|>user\n<IMG_CONTEXT>\n{Q}\nA. left\nB. right{LETTER}{QWEN_END}"),
     ("internvl", "internvl", INTERNVL_TEMPLATE, GROUNDING, "grounding", "paper",
