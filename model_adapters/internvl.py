@@ -40,7 +40,8 @@ ADAPTER = Adapter(
                              source=f"{_EVAL}/caption/evaluate_caption.py (max_new_tokens 30, min_new_tokens 8; "
                                     "5 beams below 20B parameters)"),
             "grounding": Entry("Please provide the bounding box coordinate of the region this sentence describes: "
-                               "<ref>{expression}</ref>", source=f"{_EVAL}/refcoco/evaluate_grounding.py"),
+                               "<ref>{expression}</ref>", max_new_tokens=100,
+                               source=f"{_EVAL}/refcoco/evaluate_grounding.py (max_new_tokens 100)"),
             "choice": Entry("{question}\n{options}\nAnswer with the option's letter from the given choices directly.",
                             options="letters", max_new_tokens=100,
                             source=f"{_EVAL}/mmvp/evaluate_mmvp.py (max_new_tokens 100; it decodes with 5 beams "
