@@ -183,3 +183,25 @@ def test_a_pattern_matching_nothing_lists_near_names(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "'refcocoo*' matches no task, group or alias; near: refcoco, refcoco+, refcocog" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_gen_kwargs_reach_both_engines_alike() -> None:
+    """The same overrides become transformers' GenerationConfig and vLLM's SamplingParams."""
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.hf import HfBackend
+    from evalkit.backends.vllm import VllmBackend
+    from evalkit.core.types import GenerationSettings
+    from evalkit.runner.options import apply_generation, generation_overrides
+
+    overrides = generation_overrides({"max_new_tokens": 5, "stop": ["###"], "temperature": 0.5, "top_p": 0.9})
+    settings = apply_generation(GenerationSettings(max_new_tokens=16), overrides)
+    vllm = VllmBackend(None, None, BackendConfig()).effective_settings(settings)  # type: ignore[arg-type]
+    assert (vllm["max_new_tokens"], vllm["stop"], vllm["temperature"], vllm["top_p"]) == (5, ["###"], 0.5, 0.9)
+    hf = HfBackend(None, None, BackendConfig())  # type: ignore[arg-type]
+    hf.eos_ids, hf.tokenizer = {2}, SimpleNamespace(pad_token_id=0)
+    cfg = hf._generation_config(apply_generation(settings, {"num_beams": 3}))
+    assert (cfg.max_new_tokens, cfg.stop_strings, cfg.temperature, cfg.top_p, cfg.num_beams, cfg.do_sample) == \
+        (5, ["###"], 0.5, 0.9, 3, True)
