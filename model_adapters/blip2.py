@@ -36,8 +36,10 @@ ADAPTER = FixedPromptAdapter(
         "paper": {
             "vqa": Entry("Question: {question} Short answer:", max_new_tokens=10,
                          source=f"{_LAVIS}/vqav2_zeroshot_opt_eval.yaml (max_len 10; it decodes with beam search 5)"),
-            "caption": Entry("a photo of", source=f"{_LAVIS}/caption_coco_opt2.7b_eval.yaml (the captioning numbers "
-                                                  "are of the caption-finetuned *-coco checkpoints)"),
+            "caption": Entry("a photo of", max_new_tokens=30,
+                             source="salesforce/LAVIS lavis/configs/models/blip2/blip2_caption_opt2.7b.yaml (prompt; "
+                                    f"the *-coco checkpoints'), {_LAVIS}/caption_coco_opt2.7b_eval.yaml (max_len 30, "
+                                    "min_len 8, 5 beams)"),
         },
     },
 )
