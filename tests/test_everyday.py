@@ -205,3 +205,14 @@ def test_gen_kwargs_reach_both_engines_alike() -> None:
     cfg = hf._generation_config(apply_generation(settings, {"num_beams": 3}))
     assert (cfg.max_new_tokens, cfg.stop_strings, cfg.temperature, cfg.top_p, cfg.num_beams, cfg.do_sample) == \
         (5, ["###"], 0.5, 0.9, 3, True)
+
+
+def test_model_args_are_from_pretrained_options_on_hf(tmp_path: Path) -> None:
+    from evalkit.runner import Runner
+
+    base = dict(model="reference", tasks=["shapes_vqa"], limit=1, output=tmp_path, progress=False)
+    runner = Runner(RunOptions(**base, model_args={"attn_implementation": "eager"}))
+    runner.backend.load()
+    assert runner.backend.model.config._attn_implementation == "eager"
+    with pytest.raises(UsageError, match="--model-args dtype: use --dtype"):
+        Runner(RunOptions(**base, model_args={"dtype": "float16"})).backend.load()

@@ -39,6 +39,21 @@ def pick_dtype(requested: str, device: str) -> Any:
     return getattr(torch, _DTYPES[requested])
 
 
+_OWN_FLAGS = {"dtype": "--dtype", "torch_dtype": "--dtype", "revision": "--revision",
+              "trust_remote_code": "--trust-remote-code", "device": "--device"}
+
+
+def _from_pretrained_options(extra: dict[str, Any], preloaded: bool) -> dict[str, Any]:
+    """--backend-args/--model-args on hf: keyword options of the model's from_pretrained (attn_implementation,
+    low_cpu_mem_usage, ...); those with an evalkit flag of their own are refused, naming the flag."""
+    for key in extra:
+        if key in _OWN_FLAGS:
+            raise UsageError(f"--model-args {key}: use {_OWN_FLAGS[key]} (recorded in run.json)")
+    if extra and preloaded:
+        raise UsageError(f"--model-args {', '.join(extra)}: a model object in memory is already loaded")
+    return dict(extra)
+
+
 class HfBackend(Backend):
     name = "hf"
     beam_search = True
@@ -60,12 +75,14 @@ class HfBackend(Backend):
         self.adapter.check_load_options(self.config.trust_remote_code)
         kwargs: dict[str, Any] = {"revision": self.spec.revision, "trust_remote_code": self.config.trust_remote_code}
         model_cls = getattr(transformers, self.adapter.hf_model_class)
+        model_kwargs = _from_pretrained_options(self.config.extra, preloaded is not None)
         try:
             if preloaded is not None:
                 self.model, self.processor = preloaded
             else:
                 self.processor = transformers.AutoProcessor.from_pretrained(self.spec.local_path, **kwargs)
-                self.model = model_cls.from_pretrained(self.spec.local_path, dtype=self.dtype, **kwargs)
+                self.model = model_cls.from_pretrained(self.spec.local_path, dtype=self.dtype, **kwargs,
+                                                       **model_kwargs)
         except OSError as exc:
             raise UsageError(f"cannot load model {self.spec.checkpoint!r}: {str(exc).splitlines()[0]}") from exc
         except ValueError as exc:  # remote code without the flag, an unknown config class: the user's to fix
