@@ -46,7 +46,6 @@ def shapes_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _break(src: Path, dst: Path, ids: list[str], output: str = " purple") -> Path:
     """A copy of a run whose shapes_vqa samples ``ids`` answer ``output``, scored and aggregated as a run would."""
-    from evalkit.runner import rescore
     from evalkit.tasks import get_task
     from evalkit.tasks.base import ParseContext
 
@@ -59,7 +58,8 @@ def _break(src: Path, dst: Path, ids: list[str], output: str = " purple") -> Pat
             rec.parsed = task.parse(output.strip(), rec.metadata, ParseContext())
             rec.scores = task.score(rec)
     (dst / "samples" / "shapes_vqa.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in records))
-    record = rescore(dst)
+    record = read_run(dst)
+    record.tasks["shapes_vqa"].metrics = task.aggregate(records)
     record.run_id = dst.name
     write_run(dst, record)
     return dst
@@ -190,6 +190,20 @@ def _decodes(sample: object) -> bool:
         return True
     except SampleError:
         return False
+
+
+def test_judge_verdicts_and_human_grades_are_shown(tmp_path: Path) -> None:
+    judge = {"status": "judged", "model": "gpt-4o", "raw": "8 6\nAssistant 2 misses the sign.", "scores": [8, 6]}
+    run = make_run(tmp_path, "owl", {"owleval": TaskSpec([0.6, None], metric="model_score",
+                                                         metadata=[{"judge": judge, "turn": 1}, {"turn": 2}])})
+    (run / "ratings").mkdir()
+    (run / "ratings" / "owleval.json").write_text(json.dumps({"grades": {"q0": "B"}}))
+    assert main(["view", str(run)]) == 0
+    data = page_data(run / "view.html")
+    first, second = data["rows"]
+    assert (first["j"], first["h"], first["s"], first["md"]) == (judge, "B", "partly", {"turn": 1})
+    assert second["s"] == "failed" and second["er"] == ["generation", "boom"] and "h" not in second
+    assert data["tasks"][0]["note"].startswith("images not shown")  # no OwlEval folder here
 
 
 def test_cli_usage_errors(shapes_run: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -156,7 +156,7 @@ _JS = r"""
     });
   }
   function apply() {
-    var st = readState(), counts = {all: 0}, list = [], seen = {};
+    var t0 = performance.now(), st = readState(), counts = {all: 0}, list = [], seen = {};
     syncControls(st);
     STATUSES.forEach(function (s) { counts[s] = 0; });
     for (var i = 0; i < rows.length; i++) {
@@ -184,6 +184,7 @@ _JS = r"""
     if (!list.length) { main.appendChild(el("p", "note", "No sample matches these filters.")); }
     ["pager-top", "pager-bottom"].forEach(function (id) { pager($(id), page, pages, st); });
     document.body.dataset.page = String(page);
+    document.body.dataset.applyMs = String(Math.round(performance.now() - t0));
   }
   function pager(nav, page, pages, st) {
     nav.textContent = "";
