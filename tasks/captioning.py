@@ -24,16 +24,18 @@ from evalkit.core.types import GenerationSettings, Sample, SampleError
 from .base import HubTask, Scoring, Task, TaskContext, TaskData, limited
 
 CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
-_NAMES = {"Bleu_1": "bleu1", "Bleu_2": "bleu2", "Bleu_3": "bleu3", "Bleu_4": "bleu4", "METEOR": "meteor",
-          "ROUGE_L": "rouge_l", "CIDEr": "cider", "SPICE": "spice"}
+# Resamples of the images behind each corpus metric's bootstrap stderr (evalkit.metrics.caption_corpus).
+CAPTION_N_BOOT = 200
 
 
 @dataclass
 class CaptionScoring(Scoring):
-    """Per-sample scores are empty; metrics are corpus metrics over the stored records. A record without
-    reference captions is a failed sample (category ``data``), never silently left out of ``n``."""
+    """Per-sample scores are empty; metrics are corpus metrics over the stored records, each with a bootstrap
+    stderr over the images (SPICE: none). A record without reference captions is a failed sample (category
+    ``data``), never silently left out of ``n``."""
 
     metrics: tuple[str, ...] = ("bleu", "meteor", "rouge_l", "cider", "spice")
+    n_boot: int = CAPTION_N_BOOT
 
     def score(self, record: SampleRecord) -> dict[str, float | None]:
         if not isinstance(record.target, list) or not record.target:
@@ -41,7 +43,7 @@ class CaptionScoring(Scoring):
         return {}
 
     def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
-        from evalkit.metrics import mean_stderr
+        from evalkit.metrics.caption_corpus import METRIC_NAMES
         from evalkit.metrics.captioning import score_captions
 
         ok = [r for r in records if r.error is None and isinstance(r.target, list) and r.target]
@@ -49,15 +51,14 @@ class CaptionScoring(Scoring):
             return {name: MetricValue(value=None, stderr=None, n=0) for name in ("cider",)}
         preds = {r.id: str(r.parsed or "") for r in ok}
         refs = {r.id: [str(c) for c in r.target] for r in ok}  # type: ignore[union-attr]
-        result = score_captions(preds, refs, self.metrics)
+        result = score_captions(preds, refs, self.metrics, n_boot=self.n_boot)
+        names = {coco: ours for ours, coco in METRIC_NAMES.items()}
         out: dict[str, MetricValue] = {}
         for coco_name, value in result.scores.items():
-            out[_NAMES.get(coco_name, coco_name.lower())] = MetricValue(
-                value=None if value is None else round(value * 100, 4), stderr=None, n=len(ok))
-        if result.cider_per_image:
-            # Corpus CIDEr-D is the mean of the per-image scores (idf fixed by the whole set).
-            _, se = mean_stderr(list(result.cider_per_image.values()))
-            out["cider"] = out["cider"].model_copy(update={"stderr": round(se * 100, 4)})
+            se = result.stderr.get(coco_name)
+            out[names.get(coco_name, coco_name.lower())] = MetricValue(
+                value=None if value is None else round(value * 100, 4),
+                stderr=None if se is None or value is None else round(se * 100, 4), n=len(ok))
         return out
 
 

@@ -289,13 +289,12 @@ def test_unknown_hub_id_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> N
 
 METEOR_CHILD = """
 import sys, time
-import pycocoevalcap.meteor.meteor as m
-real = m.Meteor.compute_score
-def slow(self, gts, res):
-    self.lock.acquire()  # as the real method does, then waits on the JVM
-    print("scoring", self.meteor_p.pid, flush=True)
-    time.sleep(120)
-m.Meteor.compute_score = slow
+import evalkit.metrics.caption_corpus as cc
+def slow(self, stats, weights=None):
+    with self._meteor.lock:  # as the real method does, then waits on the JVM
+        print("scoring", self._meteor.meteor_p.pid, flush=True)
+        time.sleep(120)
+cc.MeteorSession.score = slow
 from evalkit.metrics.captioning import score_captions
 try:
     score_captions({"1": "a dog runs"}, {"1": ["a dog is running", "a brown dog"]}, metrics=("meteor",))

@@ -3,9 +3,11 @@
 import math
 import random
 
+import numpy as np
 import pytest
 
 from evalkit.metrics import MetricValue, bootstrap_stderr, mean_stderr
+from evalkit.metrics.stats import resample_weights
 
 
 def test_mean_stderr_by_hand():
@@ -34,33 +36,45 @@ def test_empty_is_an_error():
         mean_stderr([])
 
 
-def _mean(xs):
-    return sum(xs) / len(xs)
+def _weighted_mean(items):
+    values = np.asarray(items, dtype=float)
+    return lambda w: float(w @ values / w.sum())
+
+
+def test_resample_weights_are_draws_with_replacement():
+    weights = list(resample_weights(7, 50, seed=1))
+    assert len(weights) == 50 and all(w.sum() == 7 and (w >= 0).all() and w.dtype == float for w in weights)
+    assert any((w == 0).any() for w in weights)  # some item left out
+    assert [w.tolist() for w in resample_weights(7, 5, seed=1)] == [w.tolist() for w in weights[:5]]
 
 
 def test_bootstrap_is_seeded_and_reproducible():
     rng = random.Random(1)
     items = [rng.random() for _ in range(50)]
-    assert bootstrap_stderr(_mean, items, seed=3) == bootstrap_stderr(_mean, items, seed=3)
-    assert bootstrap_stderr(_mean, items, seed=3) != bootstrap_stderr(_mean, items, seed=4)
+    fn = _weighted_mean(items)
+    assert bootstrap_stderr(fn, len(items), seed=3) == bootstrap_stderr(fn, len(items), seed=3)
+    assert bootstrap_stderr(fn, len(items), seed=3) != bootstrap_stderr(fn, len(items), seed=4)
 
 
 def test_bootstrap_of_the_mean_approximates_the_analytic_stderr():
     rng = random.Random(0)
     items = [float(rng.random() < 0.5) for _ in range(400)]
     _, analytic = mean_stderr(items)
-    assert bootstrap_stderr(_mean, items, n_boot=1000) == pytest.approx(analytic, rel=0.15)
+    assert bootstrap_stderr(_weighted_mean(items), len(items), n_boot=1000) == pytest.approx(analytic, rel=0.15)
 
 
 def test_bootstrap_of_a_corpus_metric_uses_resamples():
-    # A corpus metric that is not a mean of per-item scores: the max. Resamples of 0..9
+    # A corpus metric that is not a mean of per-item scores: the max of the drawn items. Resamples of 0..9
     # miss the 9 with probability 0.9**10 ~ 0.35, so the max varies.
-    assert bootstrap_stderr(max, list(range(10))) > 0
-    assert bootstrap_stderr(max, [3, 3, 3]) == 0.0
+    def max_drawn(values):
+        return lambda w: max(v for v, k in zip(values, w) if k > 0)
+
+    assert bootstrap_stderr(max_drawn(list(range(10))), 10) > 0
+    assert bootstrap_stderr(max_drawn([3, 3, 3]), 3) == 0.0
 
 
 def test_bootstrap_with_fewer_than_two_items():
-    assert bootstrap_stderr(_mean, [0.4]) == 0.0
+    assert bootstrap_stderr(_weighted_mean([0.4]), 1) == 0.0
 
 
 def test_metric_value_holds_its_fields():

@@ -38,7 +38,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def finished(tiny_llava: Path, data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     real = caption_metrics.score_captions
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(caption_metrics, "score_captions", lambda p, r, metrics=FAST_METRICS: real(p, r, FAST_METRICS))
+        mp.setattr(caption_metrics, "score_captions",
+                   lambda p, r, metrics=FAST_METRICS, **kw: real(p, r, FAST_METRICS, **kw))
         code, run_dir = run_tasks(tiny_llava, data, tmp_path_factory.mktemp("out"),
                                   "coco_karpathy,nocaps,flickr30k", "--limit", str(LIMIT), "--max-error-rate", "0.5")
     assert code == 0
@@ -78,6 +79,8 @@ def test_run_scores_the_corpus_of_good_samples(finished: Path, data: Path, task:
     assert metrics["cider"]["value"] == pytest.approx(100 * expected.scores["CIDEr"], abs=1e-3)
     assert metrics["bleu4"]["value"] == pytest.approx(100 * expected.scores["Bleu_4"], abs=1e-3)
     assert metrics["rouge_l"]["value"] == pytest.approx(100 * expected.scores["ROUGE_L"], abs=1e-3)
+    for name in ("bleu1", "bleu4", "rouge_l", "cider"):  # bootstrap stderr over the images (was null)
+        assert metrics[name]["stderr"] is not None and metrics[name]["stderr"] >= 0, name
     assert any("CIDEr" in note for note in result["notes"])  # --limit changes CIDEr's idf: said so
 
 
@@ -120,7 +123,7 @@ def test_karpathy_copy_with_an_image_column_uses_it(data: Path, tmp_path: Path) 
     assert all(s.images[0].path is None for s in samples)
 
 
-def test_a_row_without_captions_is_a_bad_record(tmp_path: Path) -> None:
+def test_a_row_without_captions_is_a_data_error(tmp_path: Path) -> None:
     from evalkit.testing.fixture_specs_tasks import write_fixture
 
     folder = write_fixture("lmms-lab/flickr30k", tmp_path, n=3)
@@ -130,4 +133,4 @@ def test_a_row_without_captions_is_a_bad_record(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
     samples = load("flickr30k_test", tmp_path)
     assert [s.load_error is not None for s in samples] == [False, True, False]
-    assert samples[1].load_error.category == "bad_record"
+    assert samples[1].load_error.category == "data"

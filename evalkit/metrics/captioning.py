@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.core.errors import UsageError
@@ -43,11 +43,12 @@ _SPICE_JAVA_MAJORS = (8, 11)
 
 @dataclass(frozen=True)
 class CaptionResult:
-    """Corpus scores by COCO metric name (None: not computed or unavailable) and the
-    per-image CIDEr-D scores by image id (for paired significance tests)."""
+    """Corpus scores by COCO metric name (None: not computed or unavailable), the per-image CIDEr-D
+    scores by image id, and the bootstrap standard errors by COCO name (``n_boot`` > 0; SPICE has none)."""
 
     scores: dict[str, float | None]
     cider_per_image: dict[str, float]
+    stderr: dict[str, float] = field(default_factory=dict)
 
 
 def _package_dir() -> Path:
@@ -144,11 +145,15 @@ def score_captions(
     predictions: Mapping[str, str],
     references: Mapping[str, Sequence[str]],
     metrics: Sequence[str] = CAPTION_METRICS,
+    n_boot: int = 0,
+    seed: int = 0,
 ) -> CaptionResult:
     """Corpus caption metrics plus per-image CIDEr-D (computed whenever "cider" is requested).
 
     ``predictions`` maps image id -> the model's caption, ``references`` image id -> the human
-    captions; both must hold the same ids. Raises UsageError when Java is missing.
+    captions; both must hold the same ids. ``n_boot`` > 0: also the bootstrap standard error of BLEU,
+    METEOR, ROUGE-L and CIDEr over ``n_boot`` resamples of the images (evalkit.metrics.caption_corpus).
+    Raises UsageError when Java is missing.
     """
     _check_inputs(predictions, references, metrics)
     java = _java()
@@ -165,22 +170,43 @@ def score_captions(
     _package_dir()
     scores: dict[str, float | None] = {}
     cider_per_image: dict[str, float] = {}
+    meteor = None
+    try:
+        if "meteor" in metrics:
+            from evalkit.metrics.caption_corpus import MeteorSession
+
+            # Meteor.compute_score's two steps (a statistics line per image, one EVAL line), in a session the
+            # bootstrap below reuses; closed (the JVM killed) on any exit, Ctrl-C included
+            meteor = MeteorSession()
+            scores["METEOR"] = meteor.score(meteor.stats([res[i][0] for i in ids], [gts[i] for i in ids]))
+        _bleu_rouge_cider(gts, res, metrics, scores, cider_per_image)
+        stderr: dict[str, float] = {}
+        if n_boot > 0:
+            from evalkit.metrics.caption_corpus import METRIC_NAMES, CaptionCorpus, corpus_stderrs
+
+            corpus = CaptionCorpus([res[i][0] for i in ids], [gts[i] for i in ids], metric_names(metrics), meteor)
+            stderr = {METRIC_NAMES[m]: v for m, v in corpus_stderrs(corpus, n_boot, seed).items()}
+    finally:
+        if meteor is not None:
+            meteor.close()
+    if "spice" in metrics:
+        scores["SPICE"] = _spice(gts, res, java)
+    return CaptionResult(scores=scores, cider_per_image=cider_per_image, stderr=stderr)
+
+
+def metric_names(metrics: Sequence[str]) -> list[str]:
+    """The evalkit metric names a ``metrics`` request (bleu, meteor, rouge_l, cider, spice) produces."""
+    return [n for m in metrics for n in (["bleu1", "bleu2", "bleu3", "bleu4"] if m == "bleu" else [m])]
+
+
+def _bleu_rouge_cider(gts: dict[str, list[str]], res: dict[str, list[str]], metrics: Sequence[str],
+                      scores: dict[str, float | None], cider_per_image: dict[str, float]) -> None:
+    """pycocoevalcap's Bleu(4), Rouge and Cider on the tokenized captions, into ``scores``."""
     if "bleu" in metrics:
         from pycocoevalcap.bleu.bleu import Bleu
 
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
         scores.update({k: float(v) for k, v in zip(_BLEU_KEYS, bleu)})
-    if "meteor" in metrics:
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        scorer = Meteor()
-        try:
-            scores["METEOR"] = float(scorer.compute_score(gts, res)[0])
-        except BaseException:  # Ctrl-C / SIGTERM mid-score: stop the JVM now, so exiting never waits on it
-            _stop_meteor(scorer)
-            raise
-        finally:
-            del scorer  # its __del__ stops the JVM
     if "rouge_l" in metrics:
         from pycocoevalcap.rouge.rouge import Rouge
 
@@ -190,17 +216,14 @@ def score_captions(
 
         cider, per_image = Cider().compute_score(gts, res)
         scores["CIDEr"] = float(cider)
-        cider_per_image = {i: float(s) for i, s in zip(gts, per_image)}
-    if "spice" in metrics:
-        scores["SPICE"] = _spice(gts, res, java)
-    return CaptionResult(scores=scores, cider_per_image=cider_per_image)
+        cider_per_image.update({i: float(s) for i, s in zip(gts, per_image)})
 
 
 def _stop_meteor(scorer: object) -> None:
-    """Kill pycocoevalcap's METEOR JVM after an interrupted ``compute_score``. That method takes the wrapper's
-    lock and never releases it on an exception, and ``Meteor.__del__`` acquires the same lock: without this, the
-    process hangs at exit until a second Ctrl-C. The lock is replaced by a free one, so ``__del__`` finds the
-    JVM already gone and returns at once."""
+    """Kill pycocoevalcap's METEOR JVM (``MeteorSession.close``), also after an interrupted request.
+    ``Meteor.compute_score`` takes the wrapper's lock and never releases it on an exception, and
+    ``Meteor.__del__`` acquires the same lock: the lock is replaced by a free one, so ``__del__`` finds the JVM
+    already gone and returns at once instead of hanging the process at exit."""
     import threading
 
     proc = getattr(scorer, "meteor_p", None)

@@ -5,6 +5,8 @@
   with a confidence interval and a two-sided p-value.
 - ``paired_test(base, cand, ...)``: picks McNemar for 0/1 scores (bootstrap CI alongside), the
   bootstrap p-value otherwise.
+- ``paired_corpus_bootstrap(base_fn, cand_fn, n, ...)``: for corpus metrics (CIDEr, BLEU, METEOR): the same
+  resamples of the shared items scored on both runs, the metric recomputed on each (method "corpus bootstrap").
 
 numpy is imported inside the bootstrap, so importing this module stays cheap.
 """
@@ -12,8 +14,11 @@ numpy is imported inside the bootstrap, so importing this module stays cheap.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from evalkit.metrics.stats import resample_weights
 
 DEFAULT_N_BOOT = 2000
 DEFAULT_SEED = 0
@@ -77,10 +82,19 @@ def paired_bootstrap(
         stop = min(n_boot, start + per_chunk)
         idx = rng.integers(0, n, size=(stop - start, n))
         means[start:stop] = d[idx].mean(axis=1)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    below = (1 + int(np.count_nonzero(means <= 0))) / (1 + n_boot)
-    above = (1 + int(np.count_nonzero(means >= 0))) / (1 + n_boot)
-    return BootstrapResult(mean=float(d.mean()), ci_low=float(low), ci_high=float(high),
+    return _percentile_result(float(d.mean()), means, alpha)
+
+
+def _percentile_result(observed: float, resampled: Any, alpha: float) -> BootstrapResult:
+    """Percentile interval and two-sided p-value of resampled differences (see paired_bootstrap)."""
+    import numpy as np
+
+    values = np.asarray(resampled, dtype=np.float64)
+    n_boot = values.size
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    below = (1 + int(np.count_nonzero(values <= 0))) / (1 + n_boot)
+    above = (1 + int(np.count_nonzero(values >= 0))) / (1 + n_boot)
+    return BootstrapResult(mean=observed, ci_low=float(low), ci_high=float(high),
                            p_value=min(1.0, 2 * min(below, above)), n_boot=n_boot)
 
 
@@ -126,3 +140,24 @@ def paired_test(
         return PairedTest("mcnemar", len(diffs), boot.mean, boot.ci_low, boot.ci_high, mcnemar_exact(b, c),
                           alpha, b=b, c=c)
     return PairedTest("bootstrap", len(diffs), boot.mean, boot.ci_low, boot.ci_high, boot.p_value, alpha)
+
+
+def paired_corpus_bootstrap(
+    base_fn: Callable[[Any], float], cand_fn: Callable[[Any], float], n: int, alpha: float = 0.05,
+    scale: float = 1.0, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED,
+) -> PairedTest:
+    """Paired bootstrap of a corpus metric over ``n`` shared items: each function maps resample weights (one per
+    item, see ``resample_weights``; all ones = the observed corpus) to that run's metric; every resample is scored
+    on both runs and the difference candidate - baseline (times ``scale``) is resampled. The interval and the
+    p-value are read as in :func:`paired_bootstrap`."""
+    import numpy as np
+
+    if n < 1:
+        raise ValueError("paired_corpus_bootstrap needs at least one shared item")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    ones = np.ones(n)
+    observed = (cand_fn(ones) - base_fn(ones)) * scale
+    diffs = [(cand_fn(w) - base_fn(w)) * scale for w in resample_weights(n, n_boot, seed)]
+    boot = _percentile_result(observed, diffs, alpha)
+    return PairedTest("corpus bootstrap", n, boot.mean, boot.ci_low, boot.ci_high, boot.p_value, alpha)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,20 +40,25 @@ def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
     return mean, _sample_std(values) / math.sqrt(n)
 
 
-def bootstrap_stderr(
-    metric_fn: Callable[[list[T]], float], items: Sequence[T], n_boot: int = 200, seed: int = 0
-) -> float:
-    """Bootstrap standard error of a corpus-level metric (CIDEr, BLEU, ...).
+def resample_weights(n: int, n_boot: int, seed: int = 0) -> Iterator[Any]:
+    """``n_boot`` bootstrap resamples of ``n`` items (drawn with replacement, numpy-seeded), each as a float
+    array of weights: how often each item was drawn (the weights sum to ``n``). A corpus metric recomputed
+    with these weights is the metric of the resampled corpus; two runs given the same weights are paired."""
+    import numpy as np
 
-    ``metric_fn`` maps a list of items to one number; it is called on ``n_boot`` resamples of
-    ``items`` drawn with replacement (seeded, so the result is reproducible), and the sample
-    standard deviation (ddof=1) of those values is returned. 0.0 for fewer than 2 items.
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
+
+
+def bootstrap_stderr(metric_fn: Callable[[Any], float], n: int, n_boot: int = 200, seed: int = 0) -> float:
+    """Bootstrap standard error of a corpus-level metric (CIDEr, BLEU, METEOR, ...) over ``n`` items.
+
+    ``metric_fn`` maps resample weights (see :func:`resample_weights`) to the metric of that resample; the
+    sample standard deviation (ddof=1) of ``n_boot`` such values is returned. 0.0 for fewer than 2 items.
     """
-    items = list(items)
     if n_boot < 2:
         raise ValueError(f"bootstrap_stderr needs n_boot >= 2, got {n_boot}")
-    if len(items) < 2:
+    if n < 2:
         return 0.0
-    rng = random.Random(seed)
-    values = [float(metric_fn(rng.choices(items, k=len(items)))) for _ in range(n_boot)]
-    return _sample_std(values)
+    return _sample_std([float(metric_fn(w)) for w in resample_weights(n, n_boot, seed)])
