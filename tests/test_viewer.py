@@ -2,7 +2,7 @@
 comparison page, the leaderboard's link, and the page in a real headless Chromium: filters and counts, grounding
 boxes, pairs, flips first, and script payloads staying inert.
 
-Chromium is driven as in test_leaderboard_browser.py (--dump-dom, filters through the URL hash); the page
+Chromium is driven with test_leaderboard_browser.py's helpers (--dump-dom, filters through the URL hash); the page
 decodes its data asynchronously, so --virtual-time-budget lets that finish before the DOM is dumped. The
 browser tests are skipped only when no Chromium is installed (`make browser`).
 """
@@ -12,21 +12,17 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from result_factory import TaskSpec, make_run
+from test_leaderboard_browser import CHROMIUM, Dom as LeaderboardDom, chromium as leaderboard_chromium
 
 from evalkit.cli import main
 from evalkit.commands.viewer_html import decode_data
 from evalkit.core.results import read_run, read_samples, write_run
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 browser = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--virtual-time-budget=20000"]
 PAYLOADS = ["<script>document.body.dataset.pwned='script'</script>",
             "<img src=x onerror=\"document.body.dataset.pwned='img'\">",
             "</script><script>document.body.dataset.pwned='close'</script>",
@@ -254,34 +250,29 @@ def test_payloads_are_escaped_in_the_markup(tmp_path: Path) -> None:
 
 # -- in a browser -------------------------------------------------------------------------------------
 
-class Dom(HTMLParser):
-    """What the browser tests read back: body attributes, texts by id, cards, SVG boxes, script count."""
+class Dom(LeaderboardDom):
+    """The leaderboard test's reader (body attributes, script count) plus what these tests read back: texts of
+    the elements with an id, cards, SVG boxes, sample panels, all text."""
 
     def __init__(self, text: str) -> None:
-        super().__init__()
-        self.body: dict[str, str | None] = {}
         self.ids: dict[str, str] = {}
         self.cards: list[dict[str, str | None]] = []
         self.rects: list[dict[str, str | None]] = []
-        self.scripts = 0
         self.panels = 0
         self.text = ""
         self._open: list[str] = []
-        self.feed(text)
+        super().__init__(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        super().handle_starttag(tag, attrs)
         a = dict(attrs)
-        if tag == "body":
-            self.body = a
-        elif tag == "script":
-            self.scripts += 1
-        elif tag == "article":
+        if tag == "article":
             self.cards.append(a)
         elif tag == "rect" and (a.get("class") or "").startswith("box-"):
             self.rects.append({**a, "card": self.cards[-1].get("data-id")})
         elif tag == "div" and a.get("class") == "sample":
             self.panels += 1
-        if a.get("id") and tag not in ("input", "br", "img"):
+        elif tag in ("b", "span", "p") and a.get("id"):
             self._open.append(a["id"])
             self.ids[a["id"]] = ""
 
@@ -295,12 +286,9 @@ class Dom(HTMLParser):
             self.ids[self._open[-1]] += data
 
 
-def chromium(tmp_path: Path, url: str, *extra: str) -> Dom:
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, "--dump-dom", url],  # type: ignore[list-item]
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    dom = Dom(proc.stdout)
+def chromium(tmp_path: Path, url: str) -> Dom:
+    """The page's DOM once its data is decoded and the first page rendered (virtual time lets that finish)."""
+    dom = Dom(leaderboard_chromium(tmp_path, url, "--virtual-time-budget=20000", "--dump-dom"))
     assert dom.body.get("data-ready") == "1", dom.ids.get("notice")
     return dom
 
