@@ -165,3 +165,14 @@ def test_old_run_json_without_the_new_fields_still_reads() -> None:
 
     assert RunConfig(tasks=["vqav2_val"], batch_size=8).prefix_reuse is True
     assert Telemetry.model_validate({"wall_s": 1.0}).prefix_cache_hit_rate is None
+
+
+def test_bench_prefix_section_measures_both_paths(tmp_path: Path) -> None:
+    from evalkit.testing.bench_prefix import PREFIX_SMOKE, prefix_rows, prefix_section
+
+    section = prefix_section(tmp_path, PREFIX_SMOKE, with_vllm=False)
+    hf = section["hf"]
+    assert hf["plain"]["n"] == hf["reuse"]["n"] == 12 and hf["plain"]["prefix_cache_hit_rate"] is None
+    assert hf["reuse"]["prefix_cache_hit_rate"] > 0
+    assert hf["reuse"]["prefilled_tokens"] < hf["plain"]["prefilled_tokens"] == hf["plain"]["n_prompt_tokens"]
+    assert len(prefix_rows(section)) == 2

@@ -8,6 +8,7 @@ Sections (each a ratio of two measurements taken in the same process, minutes ap
   scoring    vqa_accuracy over 214,354 pairs; caption metrics over 5,000 images
   memory     peak RSS of a 50,000-sample run vs a 1,000-sample run (streaming)
   startup    `evalkit --help` wall time and whether it imports torch
+  prefix     questions grouped by image, image prefix prefilled once vs plain, hf and vLLM (bench_prefix.py)
 
 Absolute times on a shared machine are noise; the ratios are the result. Writes results/bench.json.
 """
@@ -120,7 +121,8 @@ def evalkit_run(model: Path, data: Path, out: Path, limit: int, **opts: Any) -> 
     return {"wall_s": wall - record.telemetry.load_s, "load_s": record.telemetry.load_s, "n": task.n,
             "samples_per_s": task.n / tel.wall_s, "generated_tokens_per_s": tel.generated_tokens_per_s,
             "peak_rss_mb": record.telemetry.peak_rss_mb, "data_s": tel.data_s, "generate_s": tel.generate_s,
-            "score_s": tel.score_s, "write_s": tel.write_s, "n_generated_tokens": tel.n_generated_tokens}
+            "score_s": tel.score_s, "write_s": tel.write_s, "n_generated_tokens": tel.n_generated_tokens,
+            "n_prompt_tokens": tel.n_prompt_tokens, "prefix_cache_hit_rate": tel.prefix_cache_hit_rate}
 
 
 def hand_loop(model_dir: Path, data: Path, limit: int, batch_size: int, new_tokens: int) -> dict[str, Any]:
@@ -244,6 +246,9 @@ def run_bench(sizes: Sizes, out_file: Path | None, with_vllm: bool) -> dict[str,
                                       "vllm_vs_hf_batch1": round(vl["samples_per_s"] / ek1["samples_per_s"], 3)}
             except Exception as exc:
                 report["backends"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+        from evalkit.testing.bench_prefix import PREFIX_SMOKE, PrefixSizes, prefix_section
+
+        report["prefix"] = prefix_section(work, PREFIX_SMOKE if sizes is SMOKE else PrefixSizes(), with_vllm)
         report["scoring"] = scoring_speed(sizes)
         # Streaming is about the data path, not the model: a tiny model keeps 50,000 samples affordable.
         report["memory"] = memory_run(build_model(work / "mem-model", smoke=True), sizes, work)
@@ -258,7 +263,8 @@ def _machine() -> dict[str, Any]:
     import os
     import platform
 
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "load_average_1m": round(os.getloadavg()[0], 2)}  # > cpus: a shared, busy machine (timings noisy)
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -288,6 +294,11 @@ def print_report(report: dict[str, Any]) -> None:
             t.add_row("backends (vllm / hf bs16 samples/s)", f"{bk['vllm']['samples_per_s']:.1f}/s",
                       f"{bk['hf_batch16']['samples_per_s']:.1f}/s", f"{bk['vllm_vs_hf']:.2f}x",
                       f"vs hf bs1: {bk['vllm_vs_hf_batch1']:.2f}x")
+    if "prefix" in report:
+        from evalkit.testing.bench_prefix import prefix_rows
+
+        for row in prefix_rows(report["prefix"]):
+            t.add_row(*row)
     s = report["scoring"]
     t.add_row(f"vqa_accuracy x {s['vqa_pairs']:,}", f"{s['vqa_s']:.2f}s", "", "", "< 10 s")
     if "caption_s" in s:
