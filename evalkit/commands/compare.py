@@ -6,8 +6,9 @@ metric both report: both values, the delta (candidate - baseline, in the metric'
 x100 metrics), and a paired test over the samples both runs scored: McNemar's exact test for 0/1 scores,
 otherwise a seeded paired bootstrap (its confidence interval is shown for both). Pair accuracy (MMVP) is
 tested at the level it is defined on: McNemar over the pairs both runs scored, a pair being right only
-when all its questions are. Corpus metrics without per-sample scores (CIDEr, BLEU) are compared by value
-only.
+when all its questions are. Corpus caption metrics without per-sample scores (CIDEr, BLEU, METEOR, ROUGE-L)
+get a paired bootstrap over the images both runs captioned: each resample of the images is scored on both runs,
+the corpus metric recomputed (evalkit.metrics.caption_corpus; at most CORPUS_N_BOOT resamples).
 
 The gate: a PRIMARY metric regresses when it drops by more than ``tolerance`` points AND the drop is
 significant at ``alpha`` (p < alpha with a negative paired mean difference). A primary metric with no
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.core.errors import UsageError
 from evalkit.core.terminal import printable
+from evalkit.metrics.caption_corpus import RESAMPLED
 from evalkit.metrics.choice import pair_scores
 from evalkit.metrics.paired import DEFAULT_N_BOOT, DEFAULT_SEED, PairedTest, paired_test
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - pydantic models, imported when a compari
 DEFAULT_TOLERANCE = 1.0  # points on the x100 scale
 DEFAULT_ALPHA = 0.05
 DEFAULT_SHOW = 5
+CORPUS_N_BOOT = 1000  # resamples for corpus metrics: each recomputes the metric on both runs
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ def _verdict(primary: bool, delta: float | None, test: PairedTest | None, opts: 
 
 def _compare_metric(name: str, primary: bool, base_res: TaskResult, cand_res: TaskResult,
                     base_recs: list[SampleRecord], cand_recs: list[SampleRecord],
-                    opts: CompareOptions) -> MetricComparison:
+                    opts: CompareOptions, corpus_test: PairedTest | None = None) -> MetricComparison:
     b_val = base_res.metrics[name].value
     c_metric = cand_res.metrics.get(name)
     c_val = None if c_metric is None else c_metric.value
@@ -280,8 +283,11 @@ def _compare_metric(name: str, primary: bool, base_res: TaskResult, cand_res: Ta
     found = _matching_scores(b_val, c_val, b_maps, c_maps)
     if delta is None:
         reason = "metric not computable in one of the runs"
+    elif (not b_maps or not c_maps) and corpus_test is not None:
+        test = corpus_test
     elif not b_maps or not c_maps:
-        reason = "test not available: no per-sample scores (a corpus-level metric)"
+        reason = "test not available: no per-sample scores (a corpus-level metric" + (
+            ", and the stored samples do not reproduce it)" if name in RESAMPLED else ")")
     elif found is None:
         reason = "test not available: the metric is not the mean of per-sample scores"
     else:
@@ -343,12 +349,35 @@ def _compare_task(task: str, base: RunSide, cand: RunSide, opts: CompareOptions)
     primary = b_res.primary_metric
     names = [m for m in b_res.metrics if m in c_res.metrics or m == primary]
     names.sort(key=lambda m: (m != primary, m))
-    metrics = [_compare_metric(m, m == primary, b_res, c_res, b_recs, c_recs, opts) for m in names]
+    corpus = _corpus_tests(names, {m: v.value for m, v in b_res.metrics.items()},
+                           {m: v.value for m, v in c_res.metrics.items()}, b_recs, c_recs, opts, notes)
+    metrics = [_compare_metric(m, m == primary, b_res, c_res, b_recs, c_recs, opts, corpus.get(m)) for m in names]
     b_ids, c_ids = {r.id for r in b_recs}, {r.id for r in c_recs}
     flip_metric = _flip_metric(primary, names, b_recs)
     flips, better, worse = _flips(b_recs, c_recs, flip_metric, opts.show)
     return TaskComparison(task, primary, metrics, len(b_ids & c_ids), len(b_ids - c_ids), len(c_ids - b_ids),
                           better, worse, flips, notes, flip_metric)
+
+
+def _corpus_tests(names: list[str], b_vals: dict[str, float | None], c_vals: dict[str, float | None],
+                  b_recs: list[SampleRecord], c_recs: list[SampleRecord], opts: CompareOptions,
+                  notes: list[str]) -> dict[str, PairedTest]:
+    """Paired corpus bootstraps of the caption metrics that have no per-sample scores, kept where the images
+    both runs captioned reproduce both stored values (needs Java: PTB tokenizer)."""
+    from evalkit.metrics.caption_corpus import paired_record_tests
+
+    wanted = [m for m in names if m in RESAMPLED and not _score_maps(b_recs, m)]
+    if not wanted:
+        return {}
+    try:
+        found = paired_record_tests(b_recs, c_recs, wanted, n_boot=min(opts.n_boot, CORPUS_N_BOOT),
+                                    seed=opts.seed, alpha=opts.alpha)
+    except UsageError as exc:
+        notes.append(f"corpus metrics not tested: {exc}")
+        return {}
+    return {m: t.test for m, t in found.items()
+            if all(v is not None and abs(v - mine) <= 1e-3 for v, mine in
+                   ((b_vals.get(m), t.base_value), (c_vals.get(m), t.cand_value)))}
 
 
 def _flip_metric(primary: str, names: list[str], records: list[SampleRecord]) -> str:
@@ -438,7 +467,7 @@ def print_comparison(cmp: Comparison, fail_on_regression: bool = False, console:
         for m in t.metrics:
             test = m.test
             ci = f"[{test.ci_low:+.2f}, {test.ci_high:+.2f}]" if test else "-"
-            method = (f"McNemar b={test.b} c={test.c}" if test.method == "mcnemar" else "bootstrap") if test \
+            method = (f"McNemar b={test.b} c={test.c}" if test.method == "mcnemar" else test.method) if test \
                 else "n/a"
             rows.append([t.task, m.metric + (" *" if m.primary else ""), _num(m.baseline), _num(m.candidate),
                          _num(m.delta, signed=True), ci, f"{test.p_value:.4g}" if test else "-", method,

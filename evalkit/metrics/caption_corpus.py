@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evalkit.metrics.paired import PairedTest, paired_corpus_bootstrap
@@ -202,9 +203,19 @@ def corpus_stderrs(corpus: CaptionCorpus, n_boot: int, seed: int = 0) -> dict[st
     return {m: bootstrap_stderr(lambda w, m=m: corpus.value(m, w), corpus.n, n_boot, seed) for m in corpus.metrics}
 
 
+@dataclass(frozen=True)
+class CorpusTest:
+    """A paired corpus test and the metric of each run on the tested images (x ``scale``), so a caller can
+    check that the stored samples reproduce the stored metric before trusting the test."""
+
+    test: PairedTest
+    base_value: float
+    cand_value: float
+
+
 def paired_caption_tests(base_preds: Sequence[str], cand_preds: Sequence[str], refs: Sequence[Sequence[str]],
                          metrics: Sequence[str], *, n_boot: int, seed: int, alpha: float,
-                         scale: float = 100.0) -> dict[str, PairedTest]:
+                         scale: float = 100.0) -> dict[str, CorpusTest]:
     """Paired bootstrap over the images both runs captioned (same order in the three lists): every resample of
     the images is scored on both runs, each corpus metric recomputed; differences are candidate - baseline in
     points (``scale``). Captions are PTB-tokenized here (one JVM call for both runs)."""
@@ -222,9 +233,26 @@ def paired_caption_tests(base_preds: Sequence[str], cand_preds: Sequence[str], r
     try:
         base = CaptionCorpus(base_tok, ref_tok, wanted, meteor)
         cand = CaptionCorpus(cand_tok, ref_tok, wanted, meteor)
-        return {m: paired_corpus_bootstrap(lambda w, m=m: base.value(m, w), lambda w, m=m: cand.value(m, w), n,
-                                           n_boot=n_boot, seed=seed, alpha=alpha, scale=scale)
+        return {m: CorpusTest(paired_corpus_bootstrap(lambda w, m=m: base.value(m, w), lambda w, m=m: cand.value(m, w),
+                                                      n, n_boot=n_boot, seed=seed, alpha=alpha, scale=scale),
+                              base.value(m) * scale, cand.value(m) * scale)
                 for m in base.metrics}
     finally:
         if meteor is not None:
             meteor.close()
+
+
+def paired_record_tests(base_records: Sequence[Any], cand_records: Sequence[Any], metrics: Sequence[str], *,
+                        n_boot: int, seed: int, alpha: float) -> dict[str, CorpusTest]:
+    """:func:`paired_caption_tests` over the images both runs captioned without error (stored SampleRecords:
+    ``parsed`` caption, ``target`` reference captions), in the baseline's order; {} when none is shared."""
+    def ok(r: Any) -> bool:
+        return r.error is None and isinstance(r.target, list) and bool(r.target)
+
+    cand = {r.id: r for r in cand_records if ok(r)}
+    shared = [r for r in base_records if ok(r) and r.id in cand]
+    if not shared or not [m for m in metrics if m in RESAMPLED]:
+        return {}
+    return paired_caption_tests([str(r.parsed or "") for r in shared], [str(cand[r.id].parsed or "") for r in shared],
+                                [[str(c) for c in r.target] for r in shared], metrics, n_boot=n_boot, seed=seed,
+                                alpha=alpha)
