@@ -10,11 +10,11 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from evalkit.cli import main
 from evalkit.testing.hub_fixtures import write_fixture
+from test_hostile import rewrite_split
 
 VQA = "lmms-lab/VQAv2"
 LONG_QUESTION = "what " * 3000  # ~3000 tokens; the tiny model's context is 512
@@ -33,14 +33,6 @@ def error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err  # one line, no traceback
     return err
-
-
-def rewrite_split(folder: Path, edit) -> None:
-    shards = sorted((folder / "data").glob("validation-*.parquet"))
-    table = pa.concat_tables([pq.read_table(p) for p in shards])
-    for p in shards:
-        p.unlink()
-    pq.write_table(edit(table), folder / "data" / "validation-00000-of-00001.parquet")
 
 
 @pytest.fixture(scope="module")
