@@ -27,6 +27,7 @@ PAYLOADS = ["<script>document.body.dataset.pwned='script'</script>",
             "<img src=x onerror=\"document.body.dataset.pwned='img'\">",
             "</script><script>document.body.dataset.pwned='close'</script>",
             "<svg onload=\"document.body.dataset.pwned='svg'\"></svg>"]
+FIELD_PAYLOAD = "<script>document.body.dataset.pwned=1</script>"  # short enough to be a breakdown value
 EVIL_TASK = "<img src=x onerror=\"document.body.dataset.pwned='task'\">"  # a file name: no slash
 
 
@@ -88,7 +89,7 @@ def _evil_run(root: Path, run_id: str, outputs: list[str]) -> Path:
     for i, rec in enumerate(records):
         rec.prompt = f"USER: {PAYLOADS[(i + 1) % 4]} ASSISTANT:"
         rec.target = [PAYLOADS[(i + 2) % 4]]
-        rec.metadata = {"kind": PAYLOADS[i % 2], "note": PAYLOADS[3]}
+        rec.metadata = {"kind": [FIELD_PAYLOAD, "plain"][i % 2], "note": PAYLOADS[3]}
     file.write_text("".join(r.model_dump_json() + "\n" for r in records))
     return run
 
@@ -127,6 +128,20 @@ def test_every_sample_is_a_row_with_its_status_fields_and_image(shapes_run: Path
     assert jpeg[:3] == b"\xff\xd8\xff"
     pairs = [r for r in data["rows"] if r["t"] == 3]
     assert all(r["pv"] in (0.0, 1.0) and r["pk"] for r in pairs)
+
+
+def test_breakdown_fields_are_the_keys_that_group_samples() -> None:
+    from evalkit.commands.viewer_data import breakdown_fields
+    from evalkit.core.results import SampleRecord
+
+    def rec(i: int) -> SampleRecord:
+        return SampleRecord(id=str(i), task="t", prompt="p", output="o", metadata={
+            "answer_type": ["yes/no", "number", "other"][i % 3], "turn": 1 + i % 2, "width": 640 + i,
+            "uid": f"u{i}", "same": "x", "sentence": f"{'a long question about the picture ' * 2}{i % 2}",
+            "scores": [i], "ratio": i / 10})
+
+    assert breakdown_fields([rec(i) for i in range(12)]) == {"answer_type": ["number", "other", "yes/no"],
+                                                            "turn": ["1", "2"]}
 
 
 def test_thumbnails_are_capped_wrong_first(candidate: Path, tmp_path: Path) -> None:
@@ -349,7 +364,7 @@ def test_comparison_in_the_browser(shapes_run: Path, candidate: Path, broken: li
 
 
 @browser
-@pytest.mark.parametrize("hash_", ["", "#q=%3Cscript&status=wrong", "#f.kind=" + PAYLOADS[0]])
+@pytest.mark.parametrize("hash_", ["", "#q=%3Cscript&status=wrong", "#f.kind=" + FIELD_PAYLOAD])
 def test_script_payloads_stay_inert(tmp_path: Path, hash_: str) -> None:
     base = _evil_run(tmp_path, "evil-base", ["ok"] * 4)
     cand = _evil_run(tmp_path, "evil-cand", PAYLOADS)

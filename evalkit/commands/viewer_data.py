@@ -40,9 +40,10 @@ DEFAULT_MAX_IMAGES = 1000
 THUMB_PX = 160  # longest side of a thumbnail; smaller images are kept at their size
 JPEG_QUALITY = 80
 MAX_FIELD_VALUES = 40  # a metadata key with more distinct values is not offered as a filter
+MAX_FIELD_TEXT = 48  # nor one with a longer value (a sentence, not a category)
 # Metadata that identifies or describes one sample rather than grouping samples.
 NOT_FIELDS = frozenset({"width", "height", "pair_id", "index", "question_id", "image_id", "image", "image_file",
-                        "dialogue", "question", "question_raw", "expression", "options", "earlier_questions",
+                        "dialogue", "question", "question_raw", "raw_question", "expression", "options", "earlier_questions",
                         "judge", "reference_file", "original_answer", "file_name"})
 FLIP_ORDER = {"worse": 0, "better": 1, "changed": 2, "same": 3}
 _IMAGE_RANK = {"wrong": 0, "partly": 1, "failed": 2, "unscored": 3, "right": 4}
@@ -120,7 +121,8 @@ def _status_metric(result: TaskResult, records: list[SampleRecord]) -> str | Non
 
 
 def breakdown_fields(records: list[SampleRecord]) -> dict[str, list[str]]:
-    """Metadata keys that group samples (answer type, question type, ...): scalar values, 2..40 distinct."""
+    """Metadata keys that group samples (answer type, question type, ...): scalar values, 2..40 distinct, each
+    at most 48 characters."""
     values: dict[str, set[str]] = {}
     for r in records:
         for k, v in r.metadata.items():
@@ -128,10 +130,10 @@ def breakdown_fields(records: list[SampleRecord]) -> dict[str, list[str]]:
                 continue
             seen = values.setdefault(k, set())
             if len(seen) <= MAX_FIELD_VALUES:
-                seen.add(str(v))
+                seen.add(str(v) if len(str(v)) <= MAX_FIELD_TEXT else "\0too long")
     n = len(records)
     return {k: sorted(v) for k, v in sorted(values.items())
-            if 2 <= len(v) <= MAX_FIELD_VALUES and (len(v) < n or n <= 2)}
+            if 2 <= len(v) <= MAX_FIELD_VALUES and (len(v) < n or n <= 2) and "\0too long" not in v}
 
 
 def _side_fields(rec: SampleRecord, metric: str | None, pair_verdicts: dict[str, float]) -> dict[str, Any]:
