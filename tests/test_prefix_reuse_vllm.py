@@ -17,7 +17,7 @@ from evalkit.runner.models import ModelSpec
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
 
-IMAGE_TOKENS = 256  # 224 px / 14 px patches: two of vLLM's 128-token CPU blocks are image only
+IMAGE_TOKENS = 256  # 224 px / 14 px patches; the prefix (4 + 256 tokens) fills 256 tokens' worth of whole blocks
 SETTINGS = GenerationSettings(max_new_tokens=8)
 
 
@@ -66,4 +66,17 @@ def test_prefix_cache_hits_and_identical_tokens(model_224: Path) -> None:
     assert on_ids == off_ids
     assert off_counts is None
     assert counts is not None and counts[0] == n_prompt
-    assert counts[1] == 6 * IMAGE_TOKENS  # 2nd and 3rd question of each of 3 images: the two image-only blocks
+    assert counts[1] == 6 * IMAGE_TOKENS  # 2nd and 3rd question of each of 3 images: the image prefix's full blocks
+
+
+def test_cpu_block_size_follows_prefix_reuse() -> None:
+    from types import SimpleNamespace
+
+    from evalkit.backends.vllm import CPU_PREFIX_BLOCK_SIZE, cpu_engine_defaults
+
+    text = SimpleNamespace(num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, head_dim=64,
+                           hidden_size=128, max_position_embeddings=1024)
+    config = SimpleNamespace(text_config=text)
+    assert cpu_engine_defaults(config, "float32", 2**34, {}, prefix_reuse=True)["block_size"] == CPU_PREFIX_BLOCK_SIZE
+    assert "block_size" not in cpu_engine_defaults(config, "float32", 2**34, {}, prefix_reuse=False)
+    assert "block_size" not in cpu_engine_defaults(config, "float32", 2**34, {"block_size": 64}, prefix_reuse=True)
