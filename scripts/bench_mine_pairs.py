@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             if method != "exact" and n in exact_pairs:
                 r["recall_vs_exact"] = round(len(found & exact_pairs[n]) / max(1, len(exact_pairs[n])), 4)
             rows.append(r)
-            print(f"search {method:5s} n={n:>7d}: {r['seconds']:8.2f}s  peak RSS {r['peak_rss_mb']:7.1f} MB (imports {r['imports_rss_mb']:.0f}, "
+            print(f"search {method:5s} n={n:>7d}: {r['seconds']:8.2f}s  peak RSS {r['peak_rss_mb']:7.1f} MB "
+                  f"(imports {r['imports_rss_mb']:.0f}, "
                   f"embeddings {r['embeddings_mb']:.0f})  "
                   f"pairs {r['n_pairs']}" + (f"  recall {r['recall_vs_exact']}" if "recall_vs_exact" in r else ""),
                   flush=True)

@@ -269,8 +269,11 @@ def test_disjoint_selection_and_the_index_choice(monkeypatch: pytest.MonkeyPatch
              search.Pair(4, 5, 0.99, 0.5)]
     assert search.select_disjoint(pairs) == [pairs[0], pairs[2], pairs[3]]
     assert search.select_disjoint(pairs, max_pairs=2) == [pairs[0], pairs[2]]
-    assert search.choose_index(search.EXACT_MAX) == "exact"
+    assert search.choose_index(search.EXACT_MAX_CPU) == search.choose_index(search.EXACT_MAX, device="cuda") == "exact"
+    if search.has_faiss():
+        assert search.choose_index(search.EXACT_MAX_CPU + 1) == search.choose_index(search.EXACT_MAX + 1, "auto",
+                                                                                   "cuda:0") == "faiss"
     monkeypatch.setitem(sys.modules, "faiss", None)  # not installed
-    assert search.choose_index(search.EXACT_MAX + 1) == "exact"  # with a warning
+    assert search.choose_index(search.EXACT_MAX_CPU + 1) == "exact"  # with a warning
     with pytest.raises(MissingDependency, match=r"pip install 'evalkit\[mining\]'"):
         search.choose_index(10, "faiss")

@@ -46,7 +46,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-pairs", type=int, default=None, help="write at most this many pairs (best gap first)")
     p.add_argument("--top-k", type=int, default=d.top_k, help="CLIP neighbours considered per image")
     p.add_argument("--index", choices=INDEXES, default=d.index,
-                   help="neighbour search: exact, faiss (approximate), auto (exact up to 100k images)")
+                   help="neighbour search: exact, faiss (approximate), auto (exact up to 20k images on CPU, 100k "
+                        "on GPU)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per batch (and per stored shard)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=cmd_mine)

@@ -157,8 +157,8 @@ def load_encoder(name: str, role: str, device: str = "cpu") -> Encoder:
                          "checkpoint without its projection cannot give CLIP image features")
     model = model.to(device).eval()
     local = Path(name).expanduser()
-    return Encoder(name=str(local.resolve()) if local.is_dir() else str(name), role=role, model_type=model_type, model=model, processor=processor,
-                   output=output, device=device, dtype=dtype)
+    return Encoder(name=str(local.resolve()) if local.is_dir() else str(name), role=role, model_type=model_type,
+                   model=model, processor=processor, output=output, device=device, dtype=dtype)
 
 
 @dataclass

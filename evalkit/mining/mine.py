@@ -77,7 +77,7 @@ def mine(opts: MineOptions) -> dict[str, Any]:
     names = [emb.files[r] for r in rows]
     clip_x, ssl_x = emb.clip[rows], emb.ssl[rows]
     start = time.perf_counter()
-    index = choose_index(len(rows), opts.index)
+    index = choose_index(len(rows), opts.index, device)
     found = find_pairs(clip_x, ssl_x, opts.clip_min, opts.ssl_max, opts.top_k, index, device)
     chosen = select_disjoint(found, opts.max_pairs)
     search_s = time.perf_counter() - start

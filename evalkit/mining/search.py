@@ -7,10 +7,13 @@ those candidates only. So the search costs one k-nearest-neighbour search over t
 products, never an n x n matrix in memory. An image with more than ``k`` CLIP neighbours above ``clip_min`` (a
 cluster of near-duplicates) yields only its ``k`` nearest: raise ``k`` for such collections.
 
-The neighbour search is exact (blockwise matrix products and top-k in torch, on CPU or GPU) up to
-``EXACT_MAX`` images, and an approximate FAISS index (IVF-Flat, inner product; see ``faiss_topk``) above that,
-where it is installed (``pip install 'evalkit[mining]'``). An HNSW index was tried first: on 10k CLIP-wide
-vectors it took longer to build than the exact search took to finish. Pairs are ranked by the gap ``clip - ssl`` (largest first).
+The neighbour search is exact (blockwise matrix products and top-k in torch, on CPU or GPU) up to a size, and an
+approximate FAISS index (IVF-Flat, inner product; see ``faiss_topk``) above it, where it is installed
+(``pip install 'evalkit[mining]'``). The size, measured with scripts/bench_mine_pairs.py (768-wide embeddings, a
+shared 2-core CPU): exact and FAISS took the same at 10k images (6.5 s), at 100k exact took 592 s and FAISS 70 s,
+finding the same pairs; so ``EXACT_MAX_CPU`` is 20k, while on a GPU the exact search stays cheap to ``EXACT_MAX``
+(100k). An HNSW index was tried first: at 10k it took longer to build than the exact search took to finish. Pairs
+are ranked by the gap ``clip - ssl`` (largest first).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from evalkit.core.errors import MissingDependency, UsageError
 
 log = logging.getLogger(__name__)
 
-EXACT_MAX = 100_000  # above this many images "auto" uses the approximate index
+EXACT_MAX = 100_000  # above this many images "auto" uses the approximate index (on a GPU)
+EXACT_MAX_CPU = 20_000  # the same on CPU (see the module docstring for the measurement)
 BLOCK_BYTES = 1 << 28  # similarity block of the exact search: 256 MiB of float32
 INDEXES = ("auto", "exact", "faiss")
 
@@ -68,9 +72,9 @@ def exact_topk(x: Any, k: int, device: str = "cpu") -> tuple[Any, Any]:
 
 def faiss_topk(x: Any, k: int, nprobe: int = 8) -> tuple[Any, Any]:
     """Approximate ``exact_topk`` with a FAISS inverted-file index (IVF-Flat, inner product): sqrt(n) k-means cells
-    (fewer below 1.5k images) trained on at most 64 points per cell, each query scanning its ``nprobe`` nearest cells. The pairs wanted are
-    near-identical for CLIP (cosine >= 0.95), so they share a cell or sit in neighbouring ones; the similarities
-    returned are exact. Missing neighbours are index -1."""
+    (fewer below 1.5k images) trained on at most 64 points per cell, each query scanning its ``nprobe`` nearest
+    cells. The pairs wanted are near-identical for CLIP (cosine >= 0.95), so they share a cell or sit in
+    neighbouring ones; the similarities returned are exact. Missing neighbours are index -1."""
     import numpy as np
 
     faiss = require_faiss()
@@ -110,16 +114,16 @@ def has_faiss() -> bool:
     return True
 
 
-def choose_index(n: int, requested: str = "auto") -> str:
-    """``exact`` or ``faiss`` for ``n`` images. ``auto``: exact up to EXACT_MAX, faiss above (exact, with a warning,
-    when faiss is not installed)."""
+def choose_index(n: int, requested: str = "auto", device: str = "cpu") -> str:
+    """``exact`` or ``faiss`` for ``n`` images. ``auto``: exact up to EXACT_MAX on a GPU (EXACT_MAX_CPU on CPU),
+    faiss above (exact, with a warning, when faiss is not installed)."""
     if requested not in INDEXES:
         raise UsageError(f"--index {requested!r}: choose one of {', '.join(INDEXES)}")
     if requested == "faiss":
         require_faiss()
     if requested != "auto":
         return requested
-    if n <= EXACT_MAX:
+    if n <= (EXACT_MAX if device.startswith("cuda") else EXACT_MAX_CPU):
         return "exact"
     if has_faiss():
         return "faiss"
@@ -136,7 +140,7 @@ def find_pairs(clip: Any, ssl: Any, clip_min: float = 0.95, ssl_max: float = 0.6
     n = len(clip)
     if n < 2:
         return []
-    kind = choose_index(n, index)
+    kind = choose_index(n, index, device)
     idx, sim = exact_topk(clip, k, device) if kind == "exact" else faiss_topk(clip, k)
     rows = np.repeat(np.arange(n), idx.shape[1])
     cols, sims = idx.reshape(-1), sim.reshape(-1)

@@ -18,8 +18,9 @@ its own):
 - a *CLIP-blind pair*: the second image is the first with its left and right thirds inverted (255 - x). CLIP sees
   identical crops (cosine 1); DINOv2 sees 8 of 12 patches negated (cosine well below 0.6). These are the pairs
   ``mine-pairs`` must find, and only these;
-- a *duplicate decoy*: the second image is the first with a little noise on its outer thirds. Identical for CLIP and near-identical
-  for DINOv2 (cosine above 0.9): a near-duplicate, not a CLIP-blind pair, so the SSL threshold must drop it;
+- a *duplicate decoy*: the second image is the first with a little noise on its outer thirds. Identical for CLIP
+  and near-identical for DINOv2 (cosine above 0.9): a near-duplicate, not a CLIP-blind pair, so the SSL threshold
+  must drop it;
 - unrelated noise images: different for both encoders (CLIP cosines far below 0.95).
 """
 
@@ -28,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from evalkit.testing.tiny_models import save
 
 TOWER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1)
 SIDE, WIDTH = 32, 96  # image height and width; CLIP sees the centre SIDE x SIDE square
@@ -55,7 +58,7 @@ def build_clip_vision(folder: str | Path, seed: int = 0) -> Path:
     config = tf.CLIPVisionConfig(image_size=SIDE, patch_size=16, projection_dim=32, **TOWER)
     model = _construct(tf.CLIPVisionModelWithProjection(config), seed)
     processor = tf.CLIPImageProcessor(size={"shortest_edge": SIDE}, crop_size={"height": SIDE, "width": SIDE})
-    return _save(model, processor, folder)
+    return save(model, processor, folder)
 
 
 def build_dinov2(folder: str | Path, seed: int = 1) -> Path:
@@ -65,15 +68,7 @@ def build_dinov2(folder: str | Path, seed: int = 1) -> Path:
     model = _construct(tf.Dinov2Model(tf.Dinov2Config(image_size=SIDE, patch_size=16, **TOWER)), seed)
     processor = tf.BitImageProcessor(size={"height": SIDE, "width": WIDTH}, do_center_crop=False,
                                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-    return _save(model, processor, folder)
-
-
-def _save(model: Any, processor: Any, folder: str | Path) -> Path:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save(model, processor, folder)
 
 
 @dataclass
@@ -96,7 +91,7 @@ def write_planted_images(folder: str | Path, pairs: int = 4, decoys: int = 2, un
     outer = (slice(0, WIDTH // 3), slice(2 * WIDTH // 3, WIDTH))
     files: list[str] = []
 
-    def save(name: str, pixels: Any) -> str:
+    def write(name: str, pixels: Any) -> str:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels.astype(np.uint8)).save(path)
@@ -108,11 +103,11 @@ def write_planted_images(folder: str | Path, pairs: int = 4, decoys: int = 2, un
         other = base.copy()
         for cols in outer:
             other[:, cols] = change(base[:, cols])
-        names = save(f"{prefix}_a.png", base), save(f"{prefix}_b.png", other)
+        names = write(f"{prefix}_a.png", base), write(f"{prefix}_b.png", other)
         return min(names), max(names)
 
     blind = {planted(f"{'sub/' if k == pairs - 1 else ''}blind{k}", lambda x: 255 - x) for k in range(pairs)}
     near = {planted(f"dup{k}", lambda x: np.clip(x + rng.integers(-6, 7, x.shape), 0, 255)) for k in range(decoys)}
     for u in range(unrelated):
-        save(f"noise_{u}.png", rng.integers(0, 256, (SIDE, WIDTH, 3)))
+        write(f"noise_{u}.png", rng.integers(0, 256, (SIDE, WIDTH, 3)))
     return PlantedSet(folder=folder, files=sorted(files), blind_pairs=blind, decoys=near)
