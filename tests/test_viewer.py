@@ -242,6 +242,19 @@ def test_compare_page_puts_flips_first(shapes_run: Path, candidate: Path, broken
     assert main(["view", str(shapes_run), str(candidate)]) == 0 and default.is_file()
 
 
+def test_view_shows_runs_over_changed_data_with_compare_note(shapes_run: Path, candidate: Path,
+                                                             tmp_path: Path) -> None:
+    changed = tmp_path / "changed"
+    shutil.copytree(candidate, changed, ignore=shutil.ignore_patterns("*.html"))
+    record = read_run(changed)
+    record.tasks["shapes_vqa"].dataset.content_hash = "ffffffffffffffff"
+    write_run(changed, record)
+    assert main(["compare", str(shapes_run), str(changed)]) == 2  # compare refuses ...
+    out = tmp_path / "v.html"
+    assert main(["view", str(shapes_run), str(changed), "--html", str(out)]) == 0  # ... the viewer shows and says
+    assert "dataset content differs" in out.read_text() and "ffffffffffffffff" in page_data(out)["tasks"][0]["note"]
+
+
 def test_leaderboard_links_a_run_to_its_page(shapes_run: Path, candidate: Path, tmp_path: Path) -> None:
     from evalkit.commands.leaderboard import build_leaderboard
     from evalkit.commands.leaderboard_html import render_html

@@ -54,8 +54,9 @@ def view(runs: list[Path], out: Path | None = None, opts: ViewOptions | None = N
 
     if len(runs) == 1:
         return write_run_page(runs[0], out, opts)
-    # Differing dataset hashes are shown as a note on the page rather than refused: the point is to look.
-    cmp = compare_runs(runs[0], runs[1], CompareOptions(allow_dataset_change=True))
+    # Differing data or prompt protocols are shown as compare's notes on the page rather than refused: the point
+    # is to look at what changed.
+    cmp = compare_runs(runs[0], runs[1], CompareOptions(allow_dataset_change=True, allow_protocol_change=True))
     return write_compare_page(cmp, out or cmp.candidate.run_dir / f"view-vs-{cmp.baseline.record.run_id}.html",
                               opts)
 
