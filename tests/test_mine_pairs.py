@@ -277,3 +277,23 @@ def test_disjoint_selection_and_the_index_choice(monkeypatch: pytest.MonkeyPatch
     assert search.choose_index(search.EXACT_MAX_CPU + 1) == "exact"  # with a warning
     with pytest.raises(MissingDependency, match=r"pip install 'evalkit\[mining\]'"):
         search.choose_index(10, "faiss")
+
+
+def test_a_vit_is_read_as_an_ssl_encoder_by_its_class_token(tmp_path: Path) -> None:
+    import torch
+    import transformers as tf
+    from PIL import Image
+
+    from evalkit.mining.embed import load_encoder
+
+    vit = tf.ViTModel(tf.ViTConfig(image_size=32, patch_size=16, hidden_size=64, intermediate_size=128,
+                                   num_hidden_layers=1, num_attention_heads=1), add_pooling_layer=False).eval()
+    vit.save_pretrained(tmp_path)
+    tf.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    images = [Image.fromarray(np.random.default_rng(k).integers(0, 256, (48, 48, 3)).astype(np.uint8))
+              for k in range(2)]
+    enc = load_encoder(str(tmp_path), "ssl")
+    pixels = tf.ViTImageProcessor.from_pretrained(tmp_path)(images=images, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        want = torch.nn.functional.normalize(vit(pixel_values=pixels).last_hidden_state[:, 0], dim=-1)
+    assert enc.output == "cls" and np.allclose(enc.embed(images), want.numpy(), atol=1e-5)

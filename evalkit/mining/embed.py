@@ -148,13 +148,14 @@ def load_encoder(name: str, role: str, device: str = "cpu") -> Encoder:
         config = vision
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     with _quiet_transformers():
+        extra = {"add_pooling_layer": False} if class_name == "ViTModel" else {}  # the class token is read
         model, info = getattr(tf, class_name).from_pretrained(name, config=config, dtype=dtype,
-                                                              output_loading_info=True)
+                                                              output_loading_info=True, **extra)
         processor = tf.AutoImageProcessor.from_pretrained(name)
     missing = sorted(info.get("missing_keys") or [])
     if missing:
-        raise UsageError(f"{name} lacks weights of its {class_name} ({', '.join(missing[:3])}...); a CLIP "
-                         "checkpoint without its projection cannot give CLIP image features")
+        why = "; a CLIP checkpoint without its projection cannot give CLIP image features" if role == "clip" else ""
+        raise UsageError(f"{name} lacks weights of its {class_name} ({', '.join(missing[:3])}...){why}")
     model = model.to(device).eval()
     local = Path(name).expanduser()
     return Encoder(name=str(local.resolve()) if local.is_dir() else str(name), role=role, model_type=model_type,
