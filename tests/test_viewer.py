@@ -393,6 +393,13 @@ def test_script_payloads_stay_inert(tmp_path: Path, hash_: str) -> None:
         assert PAYLOADS[0] in dom.text and EVIL_TASK in dom.text  # shown as text
 
 
+def test_non_finite_numbers_become_null() -> None:
+    from evalkit.commands.viewer_html import encode_data
+
+    data = {"rows": [{"sc": {"iou": float("nan"), "x": float("inf"), "ok": 0.5}, "a": [1.0, float("-inf")]}]}
+    assert decode_data(encode_data(data)) == {"rows": [{"sc": {"iou": None, "x": None, "ok": 0.5}, "a": [1.0, None]}]}
+
+
 def test_render_page_size_and_json_are_compact(shapes_page: Path) -> None:
     text = shapes_page.read_text()
     assert "Content-Security-Policy" in text and "img-src data:" in text

@@ -22,6 +22,7 @@ import base64
 import gzip
 import io
 import json
+import math
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -396,9 +397,24 @@ _JS = r"""
 """.replace("__PAGE__", str(PAGE_SIZE))
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON, and so the page's JSON.parse, has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def encode_data(data: dict[str, Any]) -> str:
     """The page's data block: gzipped compact JSON in base64 (nothing in it can end the <script> element)."""
-    raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # a NaN score somewhere: shown as missing
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    raw = text.encode("utf-8")
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz:
         gz.write(raw)
