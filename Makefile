@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 # torch/torchvision pins: these releases install from this project's machines' local disk; override on others.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint reference-model baseline clean browser vllm test-extras
+.PHONY: install demo test bench lint reference-model baseline clean browser java vllm test-extras
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed java
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,11 @@ vllm:
 		$(BIN)/python -c "import torchaudio, torchcodec" 2>/dev/null || $(BIN)/python -m pip uninstall -q -y torchaudio torchcodec; \
 	fi
 
+# Without Java (captioning metrics) the demo leaves shapes_caption out and says so, instead of failing on it.
+DEMO_TASKS = $(shell command -v java >/dev/null 2>&1 && echo shapes || echo shapes_vqa,shapes_grounding,shapes_pairs)
 demo: install
-	$(BIN)/evalkit run --model reference --tasks shapes --batch-size 16 --output results/demo
+	@command -v java >/dev/null 2>&1 || echo "no java on PATH: the demo leaves out shapes_caption (captioning metrics need a JRE, e.g. apt-get install default-jre-headless)"
+	$(BIN)/evalkit run --model reference --tasks $(DEMO_TASKS) --batch-size 16 --output results/demo
 	$(BIN)/evalkit leaderboard results/
 
 test: install test-extras browser
@@ -52,6 +55,13 @@ browser:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium not installed: the browser test will be skipped"; }
 
+# A headless JRE for the captioning metrics (pycocoevalcap's PTB tokenizer and METEOR run in a JVM), where it is
+# missing and the system allows it (root with apt-get), as for Chromium; otherwise one line says what to install.
+java:
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; } \
+		|| echo "java not installed: captioning metrics need a JRE (e.g. apt-get install default-jre-headless)"; }
+
 bench: install
 	$(BIN)/python scripts/bench.py
 
@@ -67,6 +77,7 @@ baseline: install
 	$(BIN)/evalkit run --model reference --tasks shapes --batch-size 16 --output results/.baseline-run --no-progress
 	mkdir -p results/baselines
 	mv results/.baseline-run/* results/baselines/reference && rmdir results/.baseline-run
+	rm -f results/baselines/reference/.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -76,18 +76,21 @@ _TARGETS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _shapes(part: str, kind: str, metric: str, scoring: Any, max_new_tokens: int, description: str) -> ShapesTask:
+def _shapes(part: str, kind: str, metric: str, scoring: Any, max_new_tokens: int, description: str,
+            version: int = 1) -> ShapesTask:
     return ShapesTask(name=f"shapes_{part}", kind=kind, primary_metric=metric, part=part, scoring=scoring,
-                      generation=GenerationSettings(max_new_tokens=max_new_tokens), description=description)
+                      generation=GenerationSettings(max_new_tokens=max_new_tokens), description=description,
+                      version=version)
 
 
 def shapes_vqa() -> ShapesTask:
     return _shapes("vqa", "vqa", "accuracy", VQAScoring(), 8,
-                   "synthetic shapes: colour/shape/count/position/yes-no, VQA accuracy")
+                   "synthetic shapes: colour/shape/count/position/yes-no, VQA accuracy", version=2)
 
 
 def shapes_caption() -> ShapesTask:
-    return _shapes("caption", "caption", "cider", CaptionScoring(), 40, "synthetic shapes captions, COCO caption metrics")
+    return _shapes("caption", "caption", "cider", CaptionScoring(), 40, "synthetic shapes captions, COCO caption metrics",
+                   version=2)
 
 
 def shapes_grounding() -> ShapesTask:

@@ -76,7 +76,7 @@ class VQATask(HubTask):
         if not isinstance(question, str):
             raise TypeError(f"question is {type(question).__name__}, not str")
         if row.get("image") is None:
-            raise KeyError("record has no image")  # image_ref would raise SampleError, which _stream does not catch
+            raise KeyError("record has no image")  # a bad record, not an undecodable image (image_ref's error)
         answers = [] if self.hidden_answers else answer_texts(row[self.answers_column])
         if not self.hidden_answers and not answers:
             raise SampleError("data", f"record has no ground-truth answers in {self.answers_column!r}")

@@ -24,10 +24,6 @@ from evalkit.cli import main  # noqa: E402
 from evalkit.runner.models import resolve_model  # noqa: E402
 from evalkit.core.types import GenerationSettings, Sample  # noqa: E402
 
-# The hf backend does not call these adapter hooks yet (the change is a few lines; see docs/models.md).
-NEEDS_BACKEND_HOOKS = "hf backend does not yet call Adapter.{}"
-ENC_DEC = NEEDS_BACKEND_HOOKS.format("padding_side/output_offset (encoder-decoder)")
-
 
 @dataclass(frozen=True)
 class Case:
@@ -37,8 +33,6 @@ class Case:
     prompt: str  # the VQA prompt; {q} = bare question, {full} = question with the task instruction
     layout: str  # what the processor makes of it, decoded keeping special tokens ({q}, {full} as above)
     box_format: str
-    batch_xfail: str | None = None  # why batch-1/batch-4 identity needs a backend change
-    run_xfail: str | None = None
 
 
 QWEN2_CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|>{img}"
@@ -122,11 +116,6 @@ def load_backend(folder: Path) -> HfBackend:
     return backend
 
 
-def xfail_if(request: pytest.FixtureRequest, reason: str | None) -> None:
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
-
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_detects_family_and_box_format(case: Case, folders: dict[str, Path],
                                        tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -186,9 +175,7 @@ def _shapes_prompts(backend: HfBackend, n: int) -> list:  # type: ignore[type-ar
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_greedy_ids_identical_at_batch_1_and_4(case: Case, folders: dict[str, Path],
-                                               tmp_path_factory: pytest.TempPathFactory,
-                                               request: pytest.FixtureRequest) -> None:
-    xfail_if(request, case.batch_xfail)
+                                               tmp_path_factory: pytest.TempPathFactory) -> None:
     backend = load_backend(folder_of(case, folders, tmp_path_factory))
     prompts = _shapes_prompts(backend, 4)
     assert len({len(p.text) for p in prompts}) > 1  # prompts of different lengths: padding is exercised
@@ -203,8 +190,7 @@ def test_greedy_ids_identical_at_batch_1_and_4(case: Case, folders: dict[str, Pa
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_evalkit_run_shapes_vqa(case: Case, folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
-                                request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    xfail_if(request, case.run_xfail)
+                                tmp_path: Path) -> None:
     folder = folder_of(case, folders, tmp_path_factory)
     code = main(["run", "--model", str(folder), "--tasks", "shapes_vqa", "--limit", "8", "--batch-size", "4",
                  "--output", str(tmp_path), "--no-progress"])

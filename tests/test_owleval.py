@@ -17,11 +17,9 @@ from evalkit.backends.judge import Judge, JudgeConfig, PairwiseReview, parse_sco
 from evalkit.core.results import SampleRecord
 from evalkit.testing.owleval_fixture import REAL_DIALOGUES, write_owleval
 from evalkit.tasks import get_task
-from evalkit.tasks.base import Task, TaskContext
+from evalkit.tasks.base import TaskContext
 from evalkit.tasks.owleval import Question, _ratio, read_questions
 
-HOOKS = hasattr(Task, "followups") and hasattr(Task, "score_records")
-needs_hooks = pytest.mark.skipif(not HOOKS, reason="needs the runner's followups/score_records hooks")
 FAST = "retry_base_s=0.01,retry_max_s=0.02"
 
 
@@ -281,7 +279,6 @@ def test_run_with_judge_scores_relative_to_the_reference(owl_data: Path, tmp_pat
         assert sum(is_judge(b) for b in server.requests) == judged
 
 
-@needs_hooks
 def test_dialogues_are_asked_turn_by_turn_with_the_models_own_answers(owl_data: Path, tmp_path: Path) -> None:
     counter = iter(range(1000))
     with FakeOpenAI(reply=lambda body: f"reply #{next(counter)}") as server:
@@ -297,7 +294,6 @@ def test_dialogues_are_asked_turn_by_turn_with_the_models_own_answers(owl_data: 
     assert len(server.requests) == 10 and len({r["output"] for r in recs.values()}) == 10
 
 
-@needs_hooks
 def test_resume_continues_dialogues_from_the_stored_answers(owl_data: Path, tmp_path: Path) -> None:
     counter = iter(range(1000))
     with FakeOpenAI(reply=lambda body: f"first #{next(counter)}") as server:
@@ -319,7 +315,6 @@ def test_resume_continues_dialogues_from_the_stored_answers(owl_data: Path, tmp_
         assert [m["content"] for m in json.loads(rec["prompt"])[1::2]] == earlier
 
 
-@needs_hooks
 def test_judge_failure_is_counted_and_excluded(owl_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def reply(body: dict) -> str:
         if not is_judge(body):
@@ -337,16 +332,6 @@ def test_judge_failure_is_counted_and_excluded(owl_data: Path, tmp_path: Path, m
     assert metric["n"] == len(recs) - len(failed) and metric["value"] == pytest.approx(100 * 6 / 9, abs=1e-3)
 
 
-def _served_prefix() -> bool:
-    from evalkit.runner.models import resolve_model
-
-    try:
-        return resolve_model("openai:x").checkpoint == "x"
-    except UsageError:
-        return False
-
-
-@pytest.mark.skipif(not _served_prefix(), reason="needs the openai:<served-model> name in evalkit/models.py")
 def test_served_model_names() -> None:
     from evalkit.runner.models import resolve_model
 

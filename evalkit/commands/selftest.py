@@ -20,8 +20,8 @@ BASELINE_NAME = "reference"
 
 def baseline_dir() -> Path:
     """results/baselines/reference in a source checkout; the packaged copy otherwise."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "results" / "baselines" / BASELINE_NAME, here / "baselines" / BASELINE_NAME):
+    package = Path(__file__).resolve().parents[1]  # evalkit/ (this file is evalkit/commands/selftest.py)
+    for candidate in (package.parent / "results" / "baselines" / BASELINE_NAME, package / "baselines" / BASELINE_NAME):
         if (candidate / "run.json").is_file():
             return candidate
     raise UsageError("no reference baseline found (results/baselines/reference/run.json); run `make baseline`")

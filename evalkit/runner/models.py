@@ -1,6 +1,8 @@
 """Turning what a user typed after ``--model`` into a ``ModelSpec``.
 
-    reference                 -> the bundled checkpoint (evalkit/reference_model), family llava
+    reference                 -> the bundled checkpoint (evalkit/reference_model), family llava, recorded in
+                                 run.json as "evalkit:reference_model" plus its weights' fingerprint, so a run
+                                 (and the committed baseline) reads the same on every machine
     llava                     -> the family's default checkpoint (a hub id)
     llava-1.5-13b             -> a named checkpoint of a family (a hub id)
     ./ckpt/step-5000          -> a local folder; family detected from its config.json
@@ -19,6 +21,7 @@ from evalkit.core.errors import UsageError
 from evalkit.core.types import ModelSpec
 
 REFERENCE = "reference"
+REFERENCE_CHECKPOINT = "evalkit:reference_model"  # run.json's checkpoint of the bundled model: no machine's path
 
 
 def reference_path() -> Path:
@@ -65,7 +68,7 @@ def resolve_model(name: str, revision: str | None = None) -> ModelSpec:
         path = reference_path()
         if not (path / "config.json").is_file():
             raise UsageError(f"the bundled reference model is missing at {path}; run `make reference-model`")
-        return ModelSpec(REFERENCE, "llava", str(path), str(path), model_type="llava")
+        return ModelSpec(REFERENCE, "llava", REFERENCE_CHECKPOINT, str(path), model_type="llava")
     family, sep, served = name.partition(":")
     if sep and family == "openai":  # a served model: "openai:<the name the server knows it by>"
         if not served.strip():
