@@ -9,28 +9,14 @@ from pathlib import Path
 import pytest
 from openai_server import FakeOpenAI
 from result_factory import TaskSpec, make_run
+from test_owleval import _no_judge_from_the_outside, owl_data  # noqa: F401 - the same fixtures
 from test_owleval import is_judge, judge_question, owleval_result, run_owleval, samples, use_judge
 
 from evalkit.cli import main
 from evalkit.core.results import SampleRecord, read_samples
 from evalkit.runner import rescore
-from evalkit.testing.owleval_fixture import write_owleval
 
 FAST_JUDGE = "max_retries=0,parse_retries=0"
-
-
-@pytest.fixture(scope="module")
-def owl_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("owl")
-    write_owleval(root)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _isolated_judge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("EVALKIT_JUDGE_MODEL", "EVALKIT_JUDGE_URL", "EVALKIT_JUDGE_API_KEY_ENV", "EVALKIT_OWLEVAL_REFERENCE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("EVALKIT_JUDGE_CACHE", str(tmp_path / "judge-cache"))
 
 
 def _judge(body: dict) -> str:
