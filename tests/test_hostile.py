@@ -329,3 +329,32 @@ def test_interrupt_during_meteor_exits_at_once_and_ends_the_jvm(sig: int) -> Non
         for _ in range(50):  # the JVM is gone (reaped by the child before it exited)
             os.kill(jvm, 0)
             time.sleep(0.1)
+
+
+def test_known_hub_checkpoint_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from huggingface_hub import constants
+
+    from evalkit.adapters import get_adapter
+    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.hf import HfBackend
+    from evalkit.runner.models import resolve_model
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    def no_route(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", no_route)
+    monkeypatch.setattr(socket, "getaddrinfo", no_route)
+    spec = resolve_model("llava")  # a hub id, not in the (empty) test cache
+    backend = HfBackend(spec, get_adapter(spec.family), BackendConfig(device="cpu"))
+    import transformers  # imported before the clock starts (lazily, ~5 s): only the load attempt is timed
+
+    getattr(transformers, backend.adapter.hf_model_class), transformers.AutoProcessor
+
+    start = time.perf_counter()
+    with pytest.raises(UsageError, match="cannot load model"):
+        backend.load()
+    assert time.perf_counter() - start < 5

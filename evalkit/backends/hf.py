@@ -74,6 +74,11 @@ class HfBackend(Backend):
         torch.manual_seed(self.config.seed)
         self.adapter.check_load_options(self.config.trust_remote_code)
         kwargs: dict[str, Any] = {"revision": self.spec.revision, "trust_remote_code": self.config.trust_remote_code}
+        if preloaded is None and not self.spec.is_local:
+            from evalkit.core.data import hub_unreachable
+
+            if hub_unreachable() is not None:  # offline: the hub cache answers at once (no retries), or it fails
+                kwargs["local_files_only"] = True
         model_cls = getattr(transformers, self.adapter.hf_model_class)
         model_kwargs = _from_pretrained_options(self.config.extra, preloaded is not None)
         try:
