@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from evalkit.core.results import SampleRecord
+from evalkit.metrics.caption_corpus import METRIC_NAMES
 from evalkit.tasks import get_task
 from evalkit.tasks.base import ParseContext
 
@@ -256,8 +257,7 @@ CAPTION_CASES = {
 # and each jar start costs ~8 s.
 _AGGREGATIONS = {"Bleu_1": "bleu1", "Bleu_2": "bleu2", "Bleu_3": "bleu3", "Bleu_4": "bleu4", "ROUGE_L": "rougel",
                  "CIDEr": "cider"}
-_EVALKIT_NAMES = {"Bleu_1": "bleu1", "Bleu_2": "bleu2", "Bleu_3": "bleu3", "Bleu_4": "bleu4", "ROUGE_L": "rouge_l",
-                  "CIDEr": "cider"}
+_EVALKIT_NAMES = {coco: ours for ours, coco in METRIC_NAMES.items()}
 
 
 @pytest.mark.parametrize("name", sorted(CAPTION_CASES))
@@ -268,7 +268,8 @@ def test_caption_metrics_match_lmms_eval(name: str, tmp_path: Path) -> None:
     utils = lmms_utils(folder)
     items = [getattr(utils, process)(make_doc(i, refs), [pred])[f"{prefix}_CIDEr"]
              for i, (pred, refs) in enumerate(zip(CAPTION_PREDS, CAPTION_REFS))]
-    task = dataclasses.replace(get_task(name), metrics=("bleu", "rouge_l", "cider"))
+    task = get_task(name)
+    task = dataclasses.replace(task, scoring=dataclasses.replace(task.scoring, metrics=("bleu", "rouge_l", "cider")))
     ours = task.aggregate(_caption_records(task))
     args = SimpleNamespace(output_path=str(tmp_path))  # lmms-eval writes submission files there
     for coco_name, suffix in _AGGREGATIONS.items():
