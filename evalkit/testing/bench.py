@@ -9,6 +9,8 @@ Sections (each a ratio of two measurements taken in the same process, minutes ap
   memory     peak RSS of a 50,000-sample run vs a 1,000-sample run (streaming)
   startup    `evalkit --help` wall time and whether it imports torch
   prefix     questions grouped by image, image prefix prefilled once vs plain, hf and vLLM (bench_prefix.py)
+  peer       lmms-eval llava_hf bs1 vs evalkit hf bs16 / vLLM vs a plain script: process wall, generation
+             samples/s, where start-up goes (bench_peer.py; not in --smoke)
 
 Absolute times on a shared machine are noise; the ratios are the result. Writes results/bench.json.
 """
@@ -125,8 +127,10 @@ def evalkit_run(model: Path, data: Path, out: Path, limit: int, **opts: Any) -> 
             "n_prompt_tokens": tel.n_prompt_tokens, "prefix_cache_hit_rate": tel.prefix_cache_hit_rate}
 
 
-def hand_loop(model_dir: Path, data: Path, limit: int, batch_size: int, new_tokens: int) -> dict[str, Any]:
-    """The minimal transformers loop a user would write: read rows, decode, template, generate, decode."""
+def hand_loop(model_dir: Path, data: Path, limit: int, batch_size: int, new_tokens: int,
+              marks: dict[str, float] | None = None) -> dict[str, Any]:
+    """The minimal transformers loop a user would write: read rows, decode, template, generate, decode.
+    ``marks["first_batch"]``: when the first batch was done (time.time())."""
     import pyarrow.parquet as pq
     import torch
     from PIL import Image
@@ -142,7 +146,7 @@ def hand_loop(model_dir: Path, data: Path, limit: int, batch_size: int, new_toke
     for shard in sorted((data / "lmms-lab" / "VQAv2" / "data").glob("validation-*.parquet")):
         rows += pq.read_table(shard, columns=["question", "image"]).to_pylist()
     rows = rows[:limit]
-    n_tokens = 0
+    n_tokens, generate_s = 0, 0.0
     for i in range(0, len(rows), batch_size):
         batch = rows[i : i + batch_size]
         images = [Image.open(io.BytesIO(r["image"]["bytes"])).convert("RGB") for r in batch]
@@ -151,14 +155,18 @@ def hand_loop(model_dir: Path, data: Path, limit: int, batch_size: int, new_toke
               "\nAnswer the question using a single word or phrase."}]}], add_generation_prompt=True)
             for r in batch]
         inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
+        t_gen = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False)
+        generate_s += time.perf_counter() - t_gen
         new = out[:, inputs["input_ids"].shape[1]:]
         processor.batch_decode(new, skip_special_tokens=True)
         n_tokens += int((new != processor.tokenizer.pad_token_id).sum())
+        if marks is not None:
+            marks.setdefault("first_batch", time.time())
     wall = time.perf_counter() - t0
     return {"wall_s": wall, "load_s": load, "n": len(rows), "samples_per_s": len(rows) / wall,
-            "generated_tokens_per_s": n_tokens / wall}
+            "generated_tokens_per_s": n_tokens / wall, "generate_s": generate_s}
 
 
 def scoring_speed(sizes: Sizes) -> dict[str, Any]:
@@ -249,6 +257,10 @@ def run_bench(sizes: Sizes, out_file: Path | None, with_vllm: bool) -> dict[str,
         from evalkit.testing.bench_prefix import PREFIX_SMOKE, PrefixSizes, prefix_section
 
         report["prefix"] = prefix_section(work, PREFIX_SMOKE if sizes is SMOKE else PrefixSizes(), with_vllm)
+        if sizes is not SMOKE:
+            from evalkit.testing.bench_peer import peer_section
+
+            report["peer"] = peer_section(model, data, work, n, with_vllm)
         report["scoring"] = scoring_speed(sizes)
         # Streaming is about the data path, not the model: a tiny model keeps 50,000 samples affordable.
         report["memory"] = memory_run(build_model(work / "mem-model", smoke=True), sizes, work)
@@ -298,6 +310,11 @@ def print_report(report: dict[str, Any]) -> None:
         from evalkit.testing.bench_prefix import prefix_rows
 
         for row in prefix_rows(report["prefix"]):
+            t.add_row(*row)
+    if "peer" in report:
+        from evalkit.testing.bench_peer import peer_rows
+
+        for row in peer_rows(report["peer"]):
             t.add_row(*row)
     s = report["scoring"]
     t.add_row(f"vqa_accuracy x {s['vqa_pairs']:,}", f"{s['vqa_s']:.2f}s", "", "", "< 10 s")
