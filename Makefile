@@ -39,12 +39,12 @@ demo: install
 test: install test-extras browser
 	$(BIN)/python -m pytest
 
-# Only the tests need these: Ray (--data-parallel tests) and lmms-eval for the bridge/parity tests. lmms-eval's
+# Only the tests need these: Ray (--data-parallel tests), FAISS (mine-pairs --index faiss) and lmms-eval for the bridge/parity tests. lmms-eval's
 # full dependency list (wandb, openai, ...) is not needed by the bridge: its lean install (docs/lmms_eval.md).
 test-extras: $(VENV)/.test-extras
 
 $(VENV)/.test-extras: $(VENV)/.installed
-	$(BIN)/python -m pip install -q "ray>=2.40"
+	$(BIN)/python -m pip install -q "ray>=2.40" "faiss-cpu>=1.8"
 	$(BIN)/python -m pip install -q --no-deps lmms-eval==0.7.3
 	$(BIN)/python -m pip install -q datasets pytz tenacity evaluate sacrebleu accelerate "filelock<4"
 	touch $@
