@@ -86,6 +86,33 @@ def test_mixed_order_and_repeated_calls_stay_identical(backends: dict[str, HfBac
     assert token_ids(reuse, mixed, 5) == expected
 
 
+def test_each_distinct_image_is_processed_once_with_the_same_pixels(backends: dict[str, HfBackend]) -> None:
+    from evalkit.backends.hf_prefix import shared_image_processing
+
+    processor = backends["plain"].processor
+    batch = prompts(backends["plain"])  # 9 prompts on 3 images
+    kwargs = get_adapter("llava").processor_inputs(batch)
+    expected = processor(**kwargs, return_tensors="pt", padding=True)
+    seen: list[int] = []
+    inner = processor.image_processor
+
+    class Spy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        def __call__(self, images: Any, **kw: Any) -> Any:
+            seen.append(len(images))
+            return inner(images, **kw)
+
+    with shared_image_processing(processor):
+        processor.image_processor.inner = Spy()
+        got = processor(**kwargs, return_tensors="pt", padding=True)
+    assert processor.image_processor is inner and seen == [3]  # 3 distinct images of 9
+    assert set(got) == set(expected)
+    for key in expected:
+        assert (got[key] == expected[key]).all(), key
+
+
 def test_prompts_without_the_layout_take_the_plain_path(backends: dict[str, HfBackend]) -> None:
     reuse = backends["reuse"]
     text_only = Prompt(text=reuse.processor.apply_chat_template(

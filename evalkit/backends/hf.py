@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
 
+from evalkit.backends import hf_prefix
 from evalkit.backends.base import Backend
 from evalkit.core.errors import MissingDependency, UsageError
 from evalkit.core.types import Generation, GenerationSettings, Prompt
@@ -170,14 +172,16 @@ class HfBackend(Backend):
         limit = self.adapter.hf_max_batch_size
         if limit is not None and len(prompts) > limit:
             return [g for i in range(0, len(prompts), limit) for g in self.generate(prompts[i : i + limit], settings)]
-        inputs = self._inputs(self.processor(**self.adapter.processor_inputs(prompts), return_tensors="pt",
-                                             padding=True))
+        reuse = self.reuse and settings.num_beams == 1
+        with hf_prefix.shared_image_processing(self.processor) if reuse else contextlib.nullcontext():
+            inputs = self._inputs(self.processor(**self.adapter.processor_inputs(prompts), return_tensors="pt",
+                                                 padding=True))
         if settings.temperature > 0:
             torch.manual_seed(settings.seed)
         n_prompt = inputs["attention_mask"].sum(dim=1).tolist()
         self.prompt_tokens += int(sum(n_prompt))
         with torch.inference_mode():
-            reused = self._reused_inputs(prompts, inputs) if self.reuse and settings.num_beams == 1 else None
+            reused = self._reused_inputs(prompts, inputs) if reuse else None
             out = self.model.generate(
                 **(reused or inputs), generation_config=self._generation_config(settings), tokenizer=self.tokenizer
             )
@@ -188,8 +192,6 @@ class HfBackend(Backend):
     def _reused_inputs(self, prompts: list[Prompt], inputs: dict[str, Any]) -> dict[str, Any] | None:
         """``generate`` inputs that continue from each image's prefix cache (evalkit.backends.hf_prefix), prefilling
         only the prefixes not already stored; None where the batch does not fit the layout (plain path)."""
-        from evalkit.backends import hf_prefix
-
         plan = hf_prefix.plan(prompts, inputs, self.image_token_id)
         if plan is None:
             return None

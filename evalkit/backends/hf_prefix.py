@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,48 @@ def image_key(image: Any) -> str:
     h = hashlib.sha1(f"{image.mode}{image.size}".encode())
     h.update(image.tobytes())
     return h.hexdigest()
+
+
+class _SharedImages:
+    """Wraps a processor's image processor: each distinct image of a call is processed once and its pixel values
+    repeated for the image's other prompts (CLIP resizing costs ~10 ms of CPU per image; VQAv2 has 5.3
+    questions per image). Equal images give equal pixel values, so the result is the same as processing each."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __call__(self, images: Any, **kwargs: Any) -> Any:
+        if not isinstance(images, list) or not all(hasattr(im, "tobytes") for im in images):
+            return self.inner(images, **kwargs)
+        keys = [image_key(im) for im in images]
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        out = self.inner([images[i] for i in first.values()], **kwargs)
+        if len(first) == len(images) or set(out.keys()) != {"pixel_values"}:
+            return out if len(first) == len(images) else self.inner(images, **kwargs)
+        slot = {key: j for j, key in enumerate(first)}
+        index = [slot[key] for key in keys]
+        pixels = out["pixel_values"]
+        out["pixel_values"] = pixels[index] if hasattr(pixels, "shape") else [pixels[i] for i in index]
+        return out
+
+
+@contextmanager
+def shared_image_processing(processor: Any) -> Iterator[None]:
+    """Within the block, ``processor`` processes each distinct image once (see ``_SharedImages``)."""
+    inner = getattr(processor, "image_processor", None)
+    if inner is None:
+        yield
+        return
+    processor.image_processor = _SharedImages(inner)
+    try:
+        yield
+    finally:
+        processor.image_processor = inner
 
 
 @dataclass
