@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         for reuse in (False, True):
             label = f"{name} {'reuse' if reuse else 'plain'}"
             out = args.work / "runs" / label.replace(" ", "-")
+            shutil.rmtree(out, ignore_errors=True)  # one run folder per measurement (child reads it back)
             spec = {"model": str(model), "data": str(data), "out": str(out), "n": n,
                     "opts": dict(opts, prefix_reuse=reuse)}
             print(f"running {label} ...", flush=True)
