@@ -203,3 +203,21 @@ def test_bench_prefix_section_measures_both_paths(tmp_path: Path) -> None:
     assert hf["reuse"]["prefix_cache_hit_rate"] > 0
     assert hf["reuse"]["prefilled_tokens"] < hf["plain"]["prefilled_tokens"] == hf["plain"]["n_prompt_tokens"]
     assert len(prefix_rows(section)) == 2
+
+
+def test_a_window_does_not_end_inside_an_images_questions() -> None:
+    from types import SimpleNamespace
+
+    from evalkit.core.types import ImageRef
+    from evalkit.runner.pipeline import Prepared, Runner
+
+    def item(image: bytes, i: int) -> Prepared:
+        return Prepared(Sample(id=f"{image!r}{i}", question="q", images=[ImageRef(data=image)]))
+
+    window = [item(b"a", 0), item(b"a", 1), item(b"b", 2), item(b"b", 3)]
+    on, off = SimpleNamespace(opts=SimpleNamespace(prefix_reuse=True)), SimpleNamespace(
+        opts=SimpleNamespace(prefix_reuse=False))
+    assert Runner._cut(on, window) == (window[:2], window[2:])  # b's questions open the next window
+    assert Runner._cut(off, window) == (window, [])
+    same = [item(b"a", i) for i in range(4)]
+    assert Runner._cut(on, same) == (same, [])  # one image filling a whole window: cut there anyway
