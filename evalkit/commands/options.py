@@ -18,10 +18,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _top_level_parts(text: str) -> list[str]:
+    """Split on commas outside JSON brackets and double quotes: 'a=1,stop=["x","y"]' -> ['a=1', 'stop=["x","y"]']."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote and text[i - 1] != "\\" else quote
+        elif ch == '"':
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
 def key_values(text: str) -> dict[str, Any]:
-    """'a=1,b=x' -> {'a': 1, 'b': 'x'} (values parsed as JSON when they are)."""
+    """'a=1,b=x' -> {'a': 1, 'b': 'x'} (values parsed as JSON when they are; commas inside JSON lists and
+    quotes do not split)."""
     out: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    for part in filter(None, (p.strip() for p in _top_level_parts(text))):
         key, sep, value = part.partition("=")
         if not sep or not key:
             raise argparse.ArgumentTypeError(f"{part!r} is not key=value")
