@@ -42,17 +42,18 @@ def test_version_recorded_and_resume_refuses_another_version(tmp_path: Path, mon
 
     opts = RunOptions(model="reference", tasks=["shapes_vqa"], limit=2, output=tmp_path, progress=False)
     record, run_dir = Runner(opts).run()
-    assert record.tasks["shapes_vqa"].version == 1
-    assert record.config.task_versions == {"shapes_vqa": 1}
+    version = get_task("shapes_vqa").version
+    assert record.tasks["shapes_vqa"].version == version
+    assert record.config.task_versions == {"shapes_vqa": version}
     # Make the run look unfinished, then change the task's definition.
     data = json.loads((run_dir / "run.json").read_text())
     data["status"] = "interrupted"
     (run_dir / "run.json").write_text(json.dumps(data))
     factory = TASKS.get("shapes_vqa")
 
-    def bumped():  # the same task at version 2
+    def bumped():  # the same task at the next version
         task = factory()
-        task.version = 2
+        task.version = version + 1
         return task
 
     monkeypatch.setitem(TASKS._loaded, "shapes_vqa", bumped)
