@@ -268,6 +268,17 @@ def test_leaderboard_links_a_run_to_its_page(shapes_run: Path, candidate: Path, 
     assert (root / candidate.name / "view.html").resolve().as_uri() in page
 
 
+def test_leaderboard_page_links_the_viewer_relative_to_itself(candidate: Path, tmp_path: Path) -> None:
+    """`leaderboard --html site/index.html`: the link is relative, so a published folder keeps working when moved."""
+    root = tmp_path / "results"
+    shutil.copytree(candidate, root / candidate.name, ignore=shutil.ignore_patterns("*.html"))
+    (root / candidate.name / "view.html").write_text("page")
+    site = tmp_path / "site" / "index.html"
+    assert main(["leaderboard", str(root), "--html", str(site)]) == 0
+    page = site.read_text()
+    assert f"href='../results/{candidate.name}/view.html'" in page and "file://" not in page
+
+
 def test_payloads_are_escaped_in_the_markup(tmp_path: Path) -> None:
     run = _evil_run(tmp_path, "evil", PAYLOADS)
     assert main(["view", str(run)]) == 0

@@ -199,7 +199,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.html:
         from evalkit.commands.leaderboard_html import render_html
 
-        _write(args.html, render_html(lb))
+        _write(args.html, render_html(lb, base=Path(args.html).parent))
         console.print(f"wrote {args.html}", markup=False, highlight=False)
     if args.plots:
         for path in write_plots(lb, args.plots):

@@ -15,8 +15,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from html import escape
+from pathlib import Path
+from urllib.parse import quote
 
 from evalkit.commands.leaderboard_table import Column, Entry, Leaderboard, fmt, table_columns
 
@@ -152,27 +155,36 @@ def _details(e: Entry) -> str:
             f"<h3>Telemetry</h3>{_kv_table(timing)}</div>")
 
 
-def _cell(c: Column, e: Entry) -> str:
+def _view_href(view: Path, base: Path | None) -> str:
+    """The viewer page's address: relative to the folder the leaderboard page is written to (so a published
+    folder holding both keeps working), else an absolute file:// address."""
+    if base is None:
+        return view.resolve().as_uri()
+    return quote(Path(os.path.relpath(view.resolve(), base.resolve())).as_posix())
+
+
+def _cell(c: Column, e: Entry, base: Path | None = None) -> str:
     value = c.value(e)
     cls = "num" if c.numeric else {"checkpoint": "wrap", "date": "nowrap"}.get(c.key, "")
     text = escape(c.text(e))
     if c.key == "model" and not e.complete:
         text += f"<span class='badge'>{escape(e.record.status)}</span>"
     if c.key == "model" and (view := e.run_dir / "view.html").is_file():  # written by `evalkit view RUN`
-        text += (f"<a class='view' href='{_attr(view.resolve().as_uri())}' title='the samples (evalkit view)'>"
+        text += (f"<a class='view' href='{_attr(_view_href(view, base))}' title='the samples (evalkit view)'>"
                  "samples</a>")
     return f"<td class='{cls}' data-key='{_attr(c.key)}' data-sort='{_attr(value)}'>{text}</td>"
 
 
-def render_html(lb: Leaderboard) -> str:
-    """The whole page as a string (write it with UTF-8)."""
+def render_html(lb: Leaderboard, base: Path | None = None) -> str:
+    """The whole page as a string (write it with UTF-8). ``base``: the folder the page is written to, so links to
+    each run's viewer page are relative to it."""
     cols = table_columns(lb)
     heads = "".join(f"<th class='{'num' if c.numeric else ''}' data-key='{_attr(c.key)}' "
                     f"data-type='{'num' if c.numeric else 'text'}' tabindex='0' scope='col'>{escape(c.title)}</th>"
                     for c in cols)
     bodies = []
     for e in lb.entries:
-        cells = "".join(_cell(c, e) for c in cols)
+        cells = "".join(_cell(c, e, base) for c in cols)
         cls = "run" if e.complete else "run incomplete"
         bodies.append(
             f"<tbody class='{cls}' data-run='{_attr(e.record.run_id)}'>"
