@@ -132,11 +132,14 @@ def _gen_value(name: str, value: Any) -> Any:
     return float(value)
 
 
-def apply_generation(settings: Any, overrides: Mapping[str, Any]) -> Any:
-    """A task's GenerationSettings with the --gen-kwargs overrides applied."""
+def apply_generation(settings: Any, overrides: Mapping[str, Any], seed: int | None = None) -> Any:
+    """A task's GenerationSettings with the --gen-kwargs overrides applied, and the run's --seed as the sampling
+    seed (it matters only when temperature > 0; greedy decoding ignores it)."""
     from dataclasses import replace
 
     values = {k: tuple(v) if k == "stop" else v for k, v in overrides.items()}
+    if seed is not None:
+        values["seed"] = seed
     return replace(settings, **values) if values else settings
 
 

@@ -120,7 +120,7 @@ class Runner:
             if opts.judge is not None and hasattr(task, "judge_config"):
                 task.judge_config = opts.judge
             task.generation = apply_generation(self.adapter.generation_for(task.kind, task.generation),
-                                               opts.gen_kwargs)
+                                               opts.gen_kwargs, seed=opts.seed)
             if task.generation.num_beams > 1 and not backend_cls.beam_search:
                 raise UsageError(f"--gen-kwargs num_beams={task.generation.num_beams}: beam search runs on "
                                  f"--backend hf only (not {opts.backend})")
