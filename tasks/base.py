@@ -93,6 +93,9 @@ class Scoring:
     def parse(self, output: str, metadata: dict[str, Json], ctx: ParseContext) -> Json:
         return output.strip()
 
+    def preflight(self) -> None:
+        """Raise UsageError when scoring cannot run on this machine (checked before any model loads)."""
+
     def score(self, record: SampleRecord) -> dict[str, float | None]:
         return {}
 

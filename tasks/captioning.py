@@ -42,6 +42,12 @@ class CaptionScoring(Scoring):
             raise SampleError("data", f"no reference captions (target {record.target!r})")
         return {}
 
+    def preflight(self) -> None:
+        """pycocoevalcap needs Java: say so before the model generates anything, not after."""
+        from evalkit.metrics.captioning import require_java
+
+        require_java()
+
     def aggregate(self, records: list[SampleRecord], task: Task) -> dict[str, MetricValue]:
         from evalkit.metrics.caption_corpus import METRIC_NAMES
         from evalkit.metrics.captioning import score_captions

@@ -60,7 +60,7 @@ def _package_dir() -> Path:
     return Path(next(iter(pycocoevalcap.__path__)))
 
 
-def _java() -> str:
+def require_java() -> str:
     java = shutil.which("java")
     if java is None:
         raise UsageError(
@@ -99,7 +99,7 @@ def ptb_tokenize(captions: Sequence[str], java: str | None = None) -> list[str]:
     """pycocoevalcap's PTBTokenizer on a list of captions: one JVM call, same command and
     punctuation removal, but the temporary file lives in the system temp dir (pycocoevalcap
     writes it next to the jar, which fails on a read-only site-packages)."""
-    java = java or _java()
+    java = java or require_java()
     jar = _package_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
     text = "\n".join(_LINE_BREAKS.sub(" ", c) for c in captions)
     fd, path = tempfile.mkstemp(suffix=".txt", prefix="evalkit-ptb-")
@@ -156,7 +156,7 @@ def score_captions(
     Raises UsageError when Java is missing.
     """
     _check_inputs(predictions, references, metrics)
-    java = _java()
+    java = require_java()
     ids = list(predictions)
     flat = [predictions[i] for i in ids] + [r for i in ids for r in references[i]]
     tokens = ptb_tokenize(flat, java)

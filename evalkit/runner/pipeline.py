@@ -203,6 +203,8 @@ class Runner:
         try:
             # Open and check every dataset, then the resume target, then the model; the run folder comes last,
             # so a bad dataset, a bad option or an unloadable model leaves no folder for --resume to pick up.
+            for task in self.tasks:  # e.g. captioning without Java: fail now, not after generating everything
+                task.scoring.preflight()
             with self.phases.time("data"):
                 self.data = {task.name: task.load(ctx) for task in self.tasks}
             self._resume_target()
