@@ -63,4 +63,8 @@ def test_damaged_projector_scores_near_chance(tmp_path: Path) -> None:
 
 def test_selftest_passes_on_hf(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["selftest", "--backends", "hf"]) == 0
-    assert "all passed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all passed" in out
+    # Off a terminal the table prints every cell in full (no "shapes_gr…" cut), one row per task.
+    for task in ("shapes_vqa", "shapes_caption", "shapes_grounding", "shapes_pairs"):
+        assert f"| {task} " in out, out

@@ -63,20 +63,23 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_selftest(args: Any) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
+    from evalkit.commands.tables import Col, print_table, wide_console
     from evalkit.core.results import read_run
 
     baseline = read_run(baseline_dir())
     backends = args.backends.split(",") if args.backends else installed_backends()
-    table = Table("backend", "task", "metric", "baseline", "value", "errors", "result", title="evalkit selftest")
+    rows = []
     failed = False
     for backend in backends:
         for row in check_backend(backend.strip(), baseline, args.tolerance, args.batch_size):
             failed |= not row["pass"]
-            table.add_row(row["backend"], row["task"], row["metric"], f"{row['baseline']}", f"{row['value']}",
-                          str(row["errors"]), "[green]pass[/]" if row["pass"] else "[red]FAIL[/]")
-    Console().print(table)
-    Console().print(f"tolerance ±{args.tolerance} points; " + ("[red]FAILED[/]" if failed else "[green]all passed[/]"))
+            rows.append([row["backend"], row["task"], row["metric"], f"{row['baseline']}", f"{row['value']}",
+                         str(row["errors"]), Text("pass", style="green") if row["pass"] else Text("FAIL", style="red")])
+    console = wide_console()
+    print_table(["backend", "task", "metric", Col("baseline", True), Col("value", True), Col("errors", True),
+                 "result"], rows, title="evalkit selftest", console=console)
+    console.print(Text(f"tolerance ±{args.tolerance} points; ")
+                  + (Text("FAILED", style="red") if failed else Text("all passed", style="green")))
     return 1 if failed else 0
