@@ -147,7 +147,8 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
 def gqa_answer(prediction: str) -> str:
     """A generation as LLaVA's ``scripts/convert_gqa_for_eval.py`` writes it into GQA's predictions file:
     stripped (LLaVA's ``model_vqa_loader`` strips outputs), trailing periods removed (``rstrip('.')``),
-    lowercased. The conversion the LLaVA, Qwen-VL and InternVL papers' GQA numbers went through."""
+    lowercased. Matched against haotian-liu/LLaVA at its latest commit c121f0432da27facab705978f83c4ada465e46fd
+    (the script last changed in ce1aa08). The conversion the LLaVA, Qwen-VL and InternVL papers' GQA numbers went through."""
     return prediction.strip().rstrip(".").lower()
 
 
